@@ -1,0 +1,46 @@
+# Set-up and the two commands a learner needs: `make demo` and `make test`.
+# Both create .venv on first use. torch is pinned to 2.13.0 (the CPU build) before anything else is
+# installed, so no dependency can pull a multi-GB CUDA build instead.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH := torch==2.13.0
+
+.PHONY: install install-dev demo test lint results clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# The quick tour: every stage that exists on its quick preset, then the comparison tables.
+demo: install
+	$(PY) -m stage1_mlp.train --dataset trec --preset cpu
+	$(PY) -m stage1_mlp.train --dataset sst2 --preset cpu
+	$(PY) -m stage1_mlp.baseline --dataset trec
+	$(PY) -m stage1_mlp.baseline --dataset sst2
+	$(PY) -m shared.report
+
+lint: install-dev
+	$(PY) -m ruff check .
+
+test: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+# The benchmark runs behind every number in the stage READMEs.
+results: install
+	$(PY) bench/stage1_targets.py
+	$(PY) -m shared.report
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,143 @@
+"""Typed command lines from frozen dataclasses, and one clear sentence for every user error.
+
+Every stage's config is a frozen dataclass. `parse_config` turns each field into a typed flag
+(`--batch_size 64`, `--compile/--no-compile`), applies a named preset first and the flags on top,
+and rejects unknown flags and invalid values with exit status 2 and a single sentence.
+`run_main` wraps a stage's `main` so that a `UserError` (missing data, corrupt checkpoint, NaN
+loss, ...) prints one sentence and exits 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+C = TypeVar("C")
+
+
+class UserError(Exception):
+    """Something the user can fix (bad input, missing data, ...). Its message is the whole story."""
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid config value; raised from a config's `__post_init__`."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Config validation helper: `check(self.lr > 0, "--lr must be positive")`."""
+    if not condition:
+        raise ConfigError(message)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one sentence (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        if message.startswith("unrecognized arguments"):
+            message = f"unknown flag(s): {message.split(':', 1)[1].strip()}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help for the flags).\n")
+
+
+def _field_type(dc_field: dataclasses.Field, hints: Mapping[str, Any]) -> Any:
+    tp = hints[dc_field.name]
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # Optional[X] -> X
+        args = [a for a in get_args(tp) if a is not type(None)]
+        tp = args[0]
+    return tp
+
+
+def _converter(name: str, tp: Any) -> tuple[Callable[[str], Any], list[str] | None]:
+    if get_origin(tp) is Literal:
+        choices = [str(c) for c in get_args(tp)]
+        return str, choices
+    if tp in (int, float, str):
+        def convert(text: str, tp=tp) -> Any:
+            try:
+                return tp(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"--{name} takes {'an integer' if tp is int else 'a number'}, not {text!r}"
+                ) from None
+        return convert, None
+    raise TypeError(f"config field {name} has unsupported type {tp!r}")
+
+
+def build_parser(cls: type, presets: Mapping[str, Mapping[str, Any]], prog: str, description: str = "") -> _Parser:
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(cls)
+    if presets:
+        parser.add_argument("--preset", choices=list(presets), default=argparse.SUPPRESS,
+                            help="named preset; chosen by device when not given (gpu on CUDA, else cpu)")
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name == "preset":
+            continue
+        tp = _field_type(f, hints)
+        help_text = f.metadata.get("help", "")
+        if tp is bool:
+            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+            continue
+        convert, choices = _converter(f.name, tp)
+        parser.add_argument(f"--{f.name}", type=convert, choices=choices, default=argparse.SUPPRESS,
+                            metavar=None if choices else tp.__name__.upper(), help=help_text)
+    return parser
+
+
+def default_preset(presets: Mapping[str, Any]) -> str:
+    """`gpu` when CUDA is available and the stage has a gpu preset, else `cpu`."""
+    import torch
+
+    if "gpu" in presets and torch.cuda.is_available():
+        return "gpu"
+    return "cpu" if "cpu" in presets else next(iter(presets))
+
+
+def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None = None,
+                 prog: str | None = None, description: str = "") -> C:
+    """Parse `argv` into a frozen `cls`: defaults, then the preset, then the explicit flags.
+
+    Invalid values exit 2 with one sentence (the message of the ConfigError raised in
+    `__post_init__`).
+    """
+    parser = build_parser(cls, presets, prog or cls.__module__.rsplit(".", 1)[0], description)
+    given = vars(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+    values: dict[str, Any] = {}
+    if presets:
+        preset = given.pop("preset", None) or default_preset(presets)
+        values.update(presets[preset])
+        if "preset" in {f.name for f in dataclasses.fields(cls)}:
+            values["preset"] = preset
+    values.update(given)
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        parser.error(str(err))
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    """Rebuild a config saved in a checkpoint, ignoring keys an older/newer version does not know."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def run_main(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> None:
+    """Run a command-line `main`; a UserError becomes one sentence on stderr and exit status 1."""
+    try:
+        main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\ninterrupted.", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,117 @@
+"""Run records: every train run writes `runs/<stage>/<run-name>/` with
+
+    config.json    the full config (every flag), enough to rerun it
+    history.csv    one row per log/eval step: step, epoch, lr, train_loss, val_* ...
+    metrics.json   final metrics, params, device, wall time, throughput, git commit, command
+    curves.png     the training curves
+
+`python -m shared.report` reads the metrics.json files back into comparison tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.data import REPO_ROOT
+
+
+def default_run_dir(stage: str, name: str) -> Path:
+    return Path("runs") / stage / name
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def write_history(path: Path, history: Sequence[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def plot_history(path: Path, history: Sequence[dict[str, Any]], title: str) -> None:
+    """Loss curves (train and val) and, when recorded, the validation accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(r["step"], r["train_loss"]) for r in history if "train_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
+    acc = [(r["step"], r["val_accuracy"]) for r in history if "val_accuracy" in r]
+    fig, axes = plt.subplots(1, 2 if acc else 1, figsize=(10 if acc else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    if train:
+        ax.plot(*zip(*train), label="train", alpha=0.8)
+    if val:
+        ax.plot(*zip(*val), "o-", label="val")
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.legend()
+    if acc:
+        axes[0][1].plot(*zip(*acc), "o-", color="tab:green")
+        axes[0][1].set(xlabel="step", ylabel="val accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def command_for(module: str, argv: Sequence[str] | None) -> str:
+    """The command that reproduces a run: `python -m <module> <flags>`."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def machine_description(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return f"{platform.machine()} CPU x{os.cpu_count()}"
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json: the caller's metrics plus when, where and by which commit/command it ran."""
+    record = {
+        **metrics,
+        "run": run_dir.name,
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "machine": machine_description(str(metrics.get("device", "cpu"))),
+    }
+    write_json(run_dir / "metrics.json", record)
+    return record

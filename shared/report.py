@@ -1,0 +1,122 @@
+"""Comparison tables from every recorded run: `python -m shared.report [--runs_dir runs]`.
+
+Reads runs/<stage>/<run>/metrics.json and prints one markdown table per task (classification:
+accuracy / macro-F1; language models: perplexity; translation: BLEU), also written to
+runs/report.md. Runs that differ only in their seed are folded into one row, mean ± std.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.cli import UserError, parse_config, run_main
+
+# (title, task, [(column header, metrics key, format)])
+TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
+    ("Classification (held-out split)", "classification", [
+        ("accuracy", "test_accuracy", "pct"), ("macro-F1", "test_f1", "pct"),
+    ]),
+    ("Language models", "language_model", [
+        ("val loss", "val_loss", "f3"), ("val ppl", "val_perplexity", "f2"),
+        ("test ppl", "test_perplexity", "f2"), ("tokens/s", "tokens_per_sec", "int"),
+    ]),
+    ("Translation", "translation", [
+        ("BLEU", "test_bleu", "f2"), ("BLEU beam", "test_bleu_beam", "f2"), ("chrF", "test_chrf", "f2"),
+        ("tokens/s", "tokens_per_sec", "int"),
+    ]),
+]
+COMMON_HEAD = [("stage", "stage"), ("dataset", "dataset"), ("model", "model"), ("preset", "preset")]
+COMMON_TAIL = [("params", "params", "params"), ("train s", "train_seconds", "f1")]
+
+
+def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    runs = []
+    for path in sorted(runs_dir.glob("*/*/metrics.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print(f"warning: skipping unreadable {path}")
+            continue
+        record.setdefault("run", path.parent.name)
+        runs.append(record)
+    return runs
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return ""
+    if kind == "pct":
+        return f"{100 * value:.2f}"
+    if kind == "params":
+        return f"{value / 1e6:.2f}M" if value >= 1e5 else f"{value / 1e3:.1f}k"
+    if kind == "int":
+        return f"{value:,.0f}"
+    return f"{value:.{kind[1]}f}"
+
+
+def _cell(values: list[Any], kind: str) -> str:
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return ""
+    if len(values) == 1 or kind == "params":
+        return _fmt(values[0], kind)
+    mean, std = statistics.fmean(values), statistics.stdev(values)
+    return f"{_fmt(mean, kind)} ± {_fmt(std, kind)}"
+
+
+def group_by_seed(runs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Runs with the same stage, data set, model and preset, differing only in seed, share a row."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        key = (run.get("stage"), run.get("dataset"), run.get("model"), run.get("preset"),
+               re.sub(r"-s\d+$", "", run.get("run", "")))
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def render(runs: Sequence[dict[str, Any]]) -> str:
+    out = []
+    for title, task, columns in TABLES:
+        rows = [r for r in runs if r.get("task") == task]
+        if not rows:
+            continue
+        cols = [(h, k, "s") for h, k in COMMON_HEAD] + columns + COMMON_TAIL + [("device", "device", "s")]
+        out.append(f"### {title}\n")
+        out.append("| " + " | ".join(h for h, _, _ in cols) + " | seeds | command |")
+        out.append("|" + "---|" * (len(cols) + 2))
+        for group in group_by_seed(rows):
+            cells = []
+            for _, key, kind in cols:
+                values = [r.get(key) for r in group]
+                cells.append(str(values[0] or "") if kind == "s" else _cell(values, kind))
+            command = group[0].get("command", "")
+            out.append("| " + " | ".join(cells) + f" | {len(group)} | `{command}` |")
+        out.append("")
+    return "\n".join(out) if out else "No recorded runs yet: train a stage first (see README).\n"
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    runs_dir: str = field(default="runs", metadata={"help": "where the runs were recorded"})
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    cfg = parse_config(ReportConfig, {}, argv, prog="python -m shared.report",
+                       description="Render the comparison tables of all recorded runs.")
+    runs_dir = Path(cfg.runs_dir)
+    if not runs_dir.is_dir():
+        raise UserError(f"{runs_dir} does not exist; train a stage first (e.g. python -m stage1_mlp.train).")
+    text = render(load_runs(runs_dir))
+    print(text)
+    (runs_dir / "report.md").write_text(text, encoding="utf-8")
+    return text
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,85 @@
+"""Stage 1 data: the labelled splits, and texts turned into bags of n-gram ids.
+
+A text becomes the ids of its words (from a vocabulary built on the training split) followed by
+the ids of its word bigrams and trigrams, which are hashed into `hash_buckets` extra rows of the
+embedding table (the fastText trick: no n-gram vocabulary to store, collisions are rare enough).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from shared import data as registry
+from shared.data import LabeledTexts
+from shared.tokenizers import UNK_ID, Vocab, word_tokenize
+
+
+def load_splits(dataset: str, val_fraction: float, seed: int) -> dict[str, LabeledTexts]:
+    """train / val / test. Where a data set ships no validation split, `val_fraction` of train is held out.
+
+    SST-2's labelled held-out split is GLUE's dev set; it plays the test role here, as in GLUE papers.
+    """
+    if dataset == "sms_spam":
+        return registry.load_sms_spam_balanced()
+    loaded = {"sst2": registry.load_sst2, "trec": registry.load_trec, "ag_news": registry.load_ag_news}[dataset]()
+    train, test = loaded["train"], loaded["dev" if dataset == "sst2" else "test"]
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, int(len(train) * val_fraction))
+
+    def subset(idx: list[int]) -> LabeledTexts:
+        return LabeledTexts([train.texts[i] for i in idx], [train.labels[i] for i in idx], train.label_names)
+
+    return {"train": subset(order[n_val:]), "val": subset(order[:n_val]), "test": test}
+
+
+BOUNDARY = "<s>"
+
+
+def _bucket(gram: tuple[str, ...], buckets: int) -> int:
+    # crc32, not hash(): Python's str hash changes from process to process.
+    return zlib.crc32(" ".join(gram).encode("utf-8")) % buckets
+
+
+@dataclass
+class NgramFeaturizer:
+    vocab: Vocab
+    ngrams: int
+    hash_buckets: int
+    lowercase: bool = True
+
+    @classmethod
+    def fit(cls, texts: list[str], ngrams: int, hash_buckets: int, min_freq: int, lowercase: bool = True):
+        vocab = Vocab.build((word_tokenize(t, lowercase) for t in texts), min_freq=min_freq)
+        return cls(vocab, ngrams, hash_buckets, lowercase)
+
+    @property
+    def num_embeddings(self) -> int:
+        return len(self.vocab) + (self.hash_buckets if self.ngrams > 1 else 0)
+
+    def encode(self, text: str) -> list[int]:
+        words = word_tokenize(text, self.lowercase)
+        ids = self.vocab.encode(words)
+        offset = len(self.vocab)
+        marked = [BOUNDARY, *words, BOUNDARY]  # n-grams also see where the text starts and ends
+        for n in range(2, self.ngrams + 1):
+            ids += [offset + _bucket(tuple(marked[i:i + n]), self.hash_buckets) for i in range(len(marked) - n + 1)]
+        return ids or [UNK_ID]  # an empty text is one unknown word
+
+    def features(self, text: str) -> list[str]:
+        """The n-grams behind `encode(text)`, for inspecting which ones a model weighs most."""
+        words = word_tokenize(text, self.lowercase)
+        marked = [BOUNDARY, *words, BOUNDARY]
+        return words + [" ".join(marked[i:i + n]) for n in range(2, self.ngrams + 1)
+                        for i in range(len(marked) - n + 1)]
+
+    def to_json(self) -> dict:
+        return {"vocab": self.vocab.to_json(), "ngrams": self.ngrams, "hash_buckets": self.hash_buckets,
+                "lowercase": self.lowercase}
+
+    @classmethod
+    def from_json(cls, data: dict) -> NgramFeaturizer:
+        return cls(Vocab.from_json(data["vocab"]), data["ngrams"], data["hash_buckets"], data["lowercase"])
+

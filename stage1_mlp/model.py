@@ -1,0 +1,54 @@
+"""Stage 1 model: average the embeddings of a text's n-grams, then classify with an MLP.
+
+    ids (B, T) --embed--> (B, T, D) --masked mean over T--> (B, D) --MLP--> logits (B, classes)
+
+The teaching path writes the masked mean out; the fast path (`embedding_bag=True`) computes the
+same average with the fused `F.embedding_bag`, which never materialises the (B, T, D) tensor.
+With `sparse=True` the embedding's gradient only holds the rows a batch used, so an optimizer that
+accepts sparse gradients (Adagrad) updates a few thousand rows per step instead of all of them.
+Token dropout (as in Deep Averaging Networks, Iyyer et al. 2015) hides random n-grams during
+training, so the model cannot lean on any single one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.tokenizers import PAD_ID
+
+
+class BagOfNgramsMLP(nn.Module):
+    def __init__(self, num_embeddings: int, num_classes: int, embed_dim: int = 64, hidden_dim: int = 128,
+                 num_layers: int = 1, dropout: float = 0.3, token_dropout: float = 0.0,
+                 embedding_bag: bool = True, sparse: bool = False):
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=PAD_ID, sparse=sparse)
+        self.embedding_bag = embedding_bag
+        self.token_dropout = token_dropout
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        width = embed_dim
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden_dim
+        layers.append(nn.Linear(width, num_classes))
+        self.mlp = nn.Sequential(*layers)
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        with torch.no_grad():
+            self.embedding.weight[PAD_ID].zero_()
+
+    def pool(self, ids: torch.Tensor) -> torch.Tensor:
+        """Mean of the non-padding embeddings of each row of ids (B, T) -> (B, D)."""
+        if self.embedding_bag:
+            return F.embedding_bag(ids, self.embedding.weight, mode="mean", padding_idx=PAD_ID,
+                                   sparse=self.embedding.sparse)  # (B, D)
+        mask = (ids != PAD_ID).unsqueeze(-1).float()  # (B, T, 1)
+        summed = (self.embedding(ids) * mask).sum(dim=1)  # (B, D)
+        return summed / mask.sum(dim=1).clamp(min=1)  # (B, D)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.training and self.token_dropout > 0:
+            dropped = torch.rand(ids.shape, device=ids.device) < self.token_dropout  # (B, T)
+            ids = ids.masked_fill(dropped, PAD_ID)
+        return self.mlp(self.pool(ids))  # (B, num_classes)

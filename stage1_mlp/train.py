@@ -1,0 +1,132 @@
+"""Train the stage 1 classifier: `python -m stage1_mlp.train --dataset sst2` (see --help for every flag).
+
+Writes runs/stage1_mlp/<dataset>-<preset>/ (config, history, curves, checkpoints, metrics.json)
+and prints the held-out accuracy and macro-F1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from shared.checkpoint import load_checkpoint
+from shared.cli import parse_config, run_main
+from shared.data import LabeledTexts
+from shared.metrics import classification_metrics
+from shared.records import command_for, write_metrics
+from shared.tokenizers import pad_batch
+from shared.train import EpochBatches, count_params, make_adamw, resolve_device, seed_everything, train
+from stage1_mlp.config import PRESETS, MLPConfig
+from stage1_mlp.data import NgramFeaturizer, load_splits
+from stage1_mlp.model import BagOfNgramsMLP
+
+STAGE = "stage1_mlp"
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs besides the model: the splits, their ids, and the featurizer."""
+
+    splits: dict[str, LabeledTexts]
+    encoded: dict[str, list[list[int]]]
+    featurizer: NgramFeaturizer
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.splits["train"].label_names
+
+
+def prepare(cfg: MLPConfig, featurizer: NgramFeaturizer | None = None) -> Prepared:
+    splits = load_splits(cfg.dataset, cfg.val_fraction, cfg.seed)
+    featurizer = featurizer or NgramFeaturizer.fit(splits["train"].texts, cfg.ngrams, cfg.hash_buckets,
+                                                   cfg.min_freq, cfg.lowercase)
+    encoded = {name: [featurizer.encode(t) for t in split.texts] for name, split in splits.items()}
+    return Prepared(splits, encoded, featurizer)
+
+
+def build_model(cfg: MLPConfig, num_embeddings: int, num_classes: int) -> BagOfNgramsMLP:
+    return BagOfNgramsMLP(num_embeddings, num_classes, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers,
+                          cfg.dropout, cfg.token_dropout, cfg.embedding_bag, sparse=cfg.optimizer == "adagrad")
+
+
+def build_optimizer(cfg: MLPConfig, model: BagOfNgramsMLP) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adagrad":  # accepts the sparse embedding gradient: only used rows are touched
+        torch.sparse.check_sparse_tensor_invariants.disable()  # opt out explicitly (torch warns otherwise)
+        return torch.optim.Adagrad(model.parameters(), lr=cfg.lr)
+    return make_adamw(model, cfg.lr, cfg.weight_decay, next(model.parameters()).device)
+
+
+@torch.no_grad()
+def predict_proba(model: BagOfNgramsMLP, encoded: Sequence[Sequence[int]], batch_size: int = 512) -> torch.Tensor:
+    """Class probabilities (N, classes) for already-encoded texts."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [F.softmax(model(pad_batch(encoded[i:i + batch_size]).to(device)).float(), dim=-1).cpu()
+           for i in range(0, len(encoded), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, model.mlp[-1].out_features)
+
+
+def score(model: BagOfNgramsMLP, encoded: Sequence[Sequence[int]], labels: Sequence[int]) -> dict:
+    probs = predict_proba(model, encoded)
+    target = torch.tensor(labels)
+    metrics = classification_metrics(labels, probs.argmax(-1).tolist(), probs.shape[-1])
+    metrics["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), target))
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    cfg = parse_config(MLPConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
+                       description="Train an MLP over bags of word n-grams.")
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = prepare(cfg)
+    train_ids, train_labels = data.encoded["train"], torch.tensor(data.splits["train"].labels)
+    model = build_model(cfg, data.featurizer.num_embeddings, len(data.label_names)).to(device)
+    run_dir = cfg.run_dir(STAGE)
+    print(f"{STAGE}: {cfg.dataset} ({len(train_ids)} train / {len(data.encoded['val'])} val / "
+          f"{len(data.encoded['test'])} test), {count_params(model):,} parameters, device {device}, run {run_dir}")
+
+    batches = EpochBatches(len(train_ids), cfg.batch_size, cfg.seed)
+
+    def batch_at(i: int):
+        idx = batches.indices(i)
+        ids = pad_batch([train_ids[j] for j in idx.tolist()]).to(device)  # (B, T)
+        return ids, train_labels[idx].to(device)  # (B, T), (B,)
+
+    def loss_fn(m, batch):
+        ids, labels = batch
+        return F.cross_entropy(m(ids), labels), len(labels)
+
+    def evaluate(m) -> dict[str, float]:
+        val = score(m, data.encoded["val"], data.splits["val"].labels)
+        return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+
+    extra = {"featurizer": data.featurizer.to_json(), "label_names": data.label_names}
+    result = train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra,
+                   optimizer=build_optimizer(cfg, model))
+
+    model.load_state_dict(load_checkpoint(result.best_path)["model"])
+    test = score(model, data.encoded["test"], data.splits["test"].labels)
+    val = score(model, data.encoded["val"], data.splits["val"].labels)
+    record = write_metrics(run_dir, {
+        "stage": STAGE, "task": "classification", "model": f"MLP over 1-{cfg.ngrams}gram bag",
+        "dataset": cfg.dataset, "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model),
+        "device": str(device), "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
+        "samples_per_sec": round(result.items_per_sec, 1), "val_accuracy": val["accuracy"],
+        "test_accuracy": test["accuracy"], "test_f1": test["f1"], "test_loss": test["loss"],
+        "test_confusion_matrix": test["confusion_matrix"], "interrupted": result.interrupted,
+        "command": command_for(f"{STAGE}.train", argv),
+    })
+    print(f"{cfg.dataset} held-out: accuracy {test['accuracy']:.4f}  macro-F1 {test['f1']:.4f}  "
+          f"(val accuracy {val['accuracy']:.4f}; {result.train_seconds:.1f} s of training)  -> {run_dir}")
+    return record
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""stage2_rnn_lstm: coming soon (see its README)."""

@@ -1,0 +1,1 @@
+"""stage3_attention_seq2seq: coming soon (see its README)."""

@@ -1,0 +1,1 @@
+"""stage4_transformer: coming soon (see its README)."""

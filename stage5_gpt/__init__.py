@@ -1,0 +1,1 @@
+"""stage5_gpt: coming soon (see its README)."""

@@ -1,0 +1,1 @@
+"""stage6_finetune_cls: coming soon (see its README)."""

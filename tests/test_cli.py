@@ -1,0 +1,57 @@
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from shared.cli import ConfigError, check, parse_config
+
+
+@dataclass(frozen=True)
+class Toy:
+    preset: str = "cpu"
+    batch_size: int = 8
+    lr: float = 0.1
+    mode: Literal["a", "b"] = "a"
+    compile: bool = False
+
+    def __post_init__(self):
+        check(self.batch_size >= 1, "--batch_size must be at least 1")
+
+
+PRESETS = {"cpu": {"batch_size": 16}, "tiny": {"batch_size": 2, "lr": 0.5}}
+
+
+def test_preset_then_flags():
+    assert parse_config(Toy, PRESETS, []).batch_size == 16
+    cfg = parse_config(Toy, PRESETS, ["--preset", "tiny", "--lr", "0.25", "--compile", "--mode", "b"])
+    assert (cfg.preset, cfg.batch_size, cfg.lr, cfg.mode, cfg.compile) == ("tiny", 2, 0.25, "b", True)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--bogus", "1"], "unknown flag(s): --bogus 1"),
+    (["--batch_size", "x"], "--batch_size takes an integer, not 'x'"),
+    (["--batch_size", "0"], "--batch_size must be at least 1"),
+    (["--mode", "c"], "invalid choice: 'c'"),
+    (["--preset", "huge"], "invalid choice: 'huge'"),
+])
+def test_bad_flags_exit_2_with_one_sentence(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(Toy, PRESETS, argv, prog="toy")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1 and "usage:" not in err
+
+
+def test_config_error_is_a_value_error():
+    with pytest.raises(ConfigError):
+        Toy(batch_size=0)
+
+
+def test_unknown_flag_from_the_command_line_has_no_traceback():
+    out = subprocess.run([sys.executable, "-m", "stage1_mlp.train", "--no_such_flag"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2
+    assert "unknown flag(s): --no_such_flag" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,141 @@
+"""The shared training loop: it learns, resumes exactly, stops cleanly on Ctrl-C and on NaN."""
+
+import math
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from shared.records import read_history
+from shared.train import EpochBatches, TrainConfig, TrainingDiverged, lr_at, train
+
+
+def make_task(seed=0, n=256):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=gen)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    return x, y
+
+
+def make_model():
+    torch.manual_seed(0)
+    # Dropout makes the loss depend on the RNG, so exact resume must restore it too.
+    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 2))
+
+
+def run(tmp_path, model, interrupt_at=None, nan_at=None, resume=False, **overrides):
+    x, y = make_task()
+    batches = EpochBatches(len(x), 16, seed=3)
+    settings = dict(max_steps=40, lr=1e-2, warmup_steps=5, eval_interval=10, log_interval=1, resume=resume)
+    cfg = TrainConfig(**{**settings, **overrides})
+
+    def batch_at(i):
+        if interrupt_at is not None and i == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during this step
+        idx = batches.indices(i)
+        return x[idx], y[idx]
+
+    def loss_fn(m, batch):
+        loss = nn.functional.cross_entropy(m(batch[0]), batch[1])
+        if nan_at is not None and len(history_steps) >= nan_at:
+            loss = loss * float("nan")
+        history_steps.append(1)
+        return loss, len(batch[1])
+
+    history_steps = []
+
+    def evaluate(m):
+        return {"val_loss": nn.functional.cross_entropy(m(x[:64]), y[:64]).item()}
+
+    return train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=tmp_path,
+                 steps_per_epoch=batches.steps_per_epoch, extra_state={"note": "hi"})
+
+
+def losses(history):
+    return [row["train_loss"] for row in history]
+
+
+def test_loss_goes_down_and_records_are_written(tmp_path):
+    result = run(tmp_path, make_model())
+    train_losses = losses(result.history)
+    assert sum(train_losses[-5:]) / 5 < 0.6 * sum(train_losses[:5]) / 5
+    assert result.steps == 40 and not result.interrupted
+    for name in ("config.json", "history.csv", "curves.png", "best.pt", "last.pt"):
+        assert (tmp_path / name).is_file()
+    assert len(read_history(tmp_path / "history.csv")) == 40
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 40 and state["note"] == "hi"
+
+
+def test_ctrl_c_saves_and_resume_equals_uninterrupted(tmp_path):
+    full = run(tmp_path / "full", make_model())
+    first = run(tmp_path / "split", make_model(), interrupt_at=17)
+    assert first.interrupted and first.steps == 18
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 18
+    second = run(tmp_path / "split", make_model(), resume=True)
+    assert second.steps == 40
+    assert losses(second.history) == pytest.approx(losses(full.history), abs=1e-6)
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "split" / "last.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"training loss became nan at step 25; the last good checkpoint"):
+        run(tmp_path, make_model(), nan_at=24)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 20  # the eval at step 20, before the NaN
+    assert all(math.isfinite(v.float().sum()) for v in state["model"].values())
+    assert (tmp_path / "history.csv").is_file()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="last.pt does not exist"):
+        run(tmp_path, make_model(), resume=True)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="is corrupt"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(2)}})
+
+    def broken_save(obj, fh):
+        fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"model": {"w": torch.zeros(2)}})
+    assert load_checkpoint(path)["model"]["w"].tolist() == [1.0, 1.0]  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left behind
+
+
+def test_lr_schedule_warmup_then_cosine():
+    cfg = TrainConfig(max_steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, cfg, 100) == pytest.approx(0.1)
+    assert lr_at(9, cfg, 100) == pytest.approx(1.0)
+    assert lr_at(10, cfg, 100) == pytest.approx(1.0)
+    assert lr_at(55, cfg, 100) == pytest.approx(0.55)
+    assert lr_at(100, cfg, 100) == pytest.approx(0.1)
+    constant = TrainConfig(max_steps=100, lr=0.5, lr_schedule="constant")
+    assert lr_at(70, constant, 100) == 0.5
+
+
+def test_epoch_batches_cover_each_epoch_once_and_are_reproducible():
+    batches = EpochBatches(10, 4, seed=1)
+    assert batches.steps_per_epoch == 3
+    epoch0 = torch.cat([batches.indices(i) for i in range(3)])
+    assert sorted(epoch0.tolist()) == list(range(10))
+    again = EpochBatches(10, 4, seed=1)
+    assert again.indices(4).tolist() == batches.indices(4).tolist()
+    assert batches.indices(3).tolist() != epoch0[:4].tolist() or batches.indices(4).tolist() != epoch0[4:8].tolist()
