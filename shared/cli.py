@@ -103,6 +103,9 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
                  prog: str | None = None, description: str = "") -> C:
     """Parse `argv` into a frozen `cls`: defaults, then the preset, then the explicit flags.
 
+    A preset may hold `by_dataset`: settings that apply on top of it for one data set (small data
+    sets want more epochs and less regularisation than large ones); explicit flags still win.
+
     Invalid values exit 2 with one sentence (the message of the ConfigError raised in
     `__post_init__`).
     """
@@ -111,7 +114,10 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
     values: dict[str, Any] = {}
     if presets:
         preset = given.pop("preset", None) or default_preset(presets)
-        values.update(presets[preset])
+        settings = dict(presets[preset])
+        by_dataset = settings.pop("by_dataset", {})
+        values.update(settings)
+        values.update(by_dataset.get(given.get("dataset", values.get("dataset", _default(cls, "dataset"))), {}))
         if "preset" in {f.name for f in dataclasses.fields(cls)}:
             values["preset"] = preset
     values.update(given)
@@ -119,6 +125,13 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
         return cls(**values)
     except ConfigError as err:
         parser.error(str(err))
+
+
+def _default(cls: type, name: str) -> Any:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.default
+    return None
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -58,15 +58,13 @@ def read_history(path: Path) -> list[dict[str, float]]:
 
 def plot_history(path: Path, history: Sequence[dict[str, Any]], title: str) -> None:
     """Loss curves (train and val) and, when recorded, the validation accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's (e.g. a notebook's) backend alone
 
     train = [(r["step"], r["train_loss"]) for r in history if "train_loss" in r]
     val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
     acc = [(r["step"], r["val_accuracy"]) for r in history if "val_accuracy" in r]
-    fig, axes = plt.subplots(1, 2 if acc else 1, figsize=(10 if acc else 6, 4), squeeze=False)
+    fig = Figure(figsize=(10 if acc else 6, 4))
+    axes = fig.subplots(1, 2 if acc else 1, squeeze=False)
     ax = axes[0][0]
     if train:
         ax.plot(*zip(*train), label="train", alpha=0.8)
@@ -79,7 +77,6 @@ def plot_history(path: Path, history: Sequence[dict[str, Any]], title: str) -> N
         axes[0][1].set(xlabel="step", ylabel="val accuracy")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def git_commit() -> str | None:

@@ -214,6 +214,7 @@ def train(
     extra_state: dict[str, Any] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     item_name: str = "samples",
+    select_by: str = "val_loss",
 ) -> TrainResult:
     """Train `model` (already on its device) and return what happened.
 
@@ -222,6 +223,8 @@ def train(
     evaluate(model)     validation metrics, must include "val_loss"; called in eval mode, no grad
     steps_per_epoch     optimizer steps per pass over the training data (for --epochs)
     extra_state         what the stage needs to rebuild the model later (vocab, model config)
+    select_by           the validation metric that picks best.pt: lower is better for a loss or
+                        perplexity, higher for anything else (accuracy, F1, BLEU)
     """
     device = next(model.parameters()).device
     amp_dtype = resolve_amp(cfg.amp, device)
@@ -232,6 +235,7 @@ def train(
     step_model = torch.compile(model) if cfg.compile else model
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
+    sign = 1.0 if ("loss" in select_by or "perplexity" in select_by) else -1.0  # we minimise sign * metric
     step, history, best_val = 0, [], math.inf
     if cfg.resume:
         state = load_checkpoint(last_path, required=("model", "optimizer", "step", "rng"))
@@ -239,7 +243,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        step, history, best_val = state["step"], state["history"], state["best_val_loss"]
+        step, history, best_val = state["step"], state["history"], state["best_val"]
         _set_rng_state(state["rng"])
         print(f"resumed from {last_path} at step {step}")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -249,7 +253,7 @@ def train(
         save_checkpoint(path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "step": step, "rng": _rng_state(), "best_val_loss": best_val, "history": history,
+            "step": step, "rng": _rng_state(), "best_val": best_val, "history": history,
             "config": asdict(cfg), **(extra_state or {}),
         })
 
@@ -320,8 +324,9 @@ def train(
                     bar.write(f"step {step}/{total_steps}  train_loss {row['train_loss']:.4f}  {shown}")
                 history.append(row)
                 if is_eval:
-                    if row.get("val_loss", math.inf) < best_val or evaluate is None:
-                        best_val = row.get("val_loss", best_val)
+                    current = sign * row.get(select_by, math.nan)
+                    if evaluate is None or current < best_val:
+                        best_val = current if evaluate is not None else best_val
                         checkpoint(best_path)
                     checkpoint(last_path)
                     save_records()

@@ -75,6 +75,13 @@ class NgramFeaturizer:
         return words + [" ".join(marked[i:i + n]) for n in range(2, self.ngrams + 1)
                         for i in range(len(marked) - n + 1)]
 
+    def encode_feature(self, gram: str) -> int:
+        """The embedding row of one feature as `features` spells it ("how many", "<s> what")."""
+        words = gram.split(" ")
+        if len(words) == 1:
+            return self.vocab.encode(words)[0]
+        return len(self.vocab) + _bucket(tuple(words), self.hash_buckets)
+
     def to_json(self) -> dict:
         return {"vocab": self.vocab.to_json(), "ngrams": self.ngrams, "hash_buckets": self.hash_buckets,
                 "lowercase": self.lowercase}

@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     extra = {"featurizer": data.featurizer.to_json(), "label_names": data.label_names}
     result = train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
                    steps_per_epoch=batches.steps_per_epoch, extra_state=extra,
-                   optimizer=build_optimizer(cfg, model))
+                   optimizer=build_optimizer(cfg, model), select_by="val_accuracy")
 
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     test = score(model, data.encoded["test"], data.splits["test"].labels)
