@@ -92,3 +92,17 @@ def test_unavailable_dataset_is_one_sentence(tmp_path):
                          env={**__import__("os").environ, "LLM_OFFLINE": "1"})
     assert out.returncode == 1
     assert "ag_news/train.csv" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sms_spam_uses_the_shared_balanced_split(tmp_path):
+    record = stage1_train.main(["--preset", "tiny", "--dataset", "sms_spam", "--out_dir", str(tmp_path / "sms")])
+    assert sum(map(sum, record["test_confusion_matrix"])) == 300
+    assert record["test_accuracy"] > 0.6  # balanced classes: chance is 0.5
+
+
+def test_cuda_asked_for_without_cuda_is_one_sentence(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = subprocess.run([sys.executable, "-m", "stage1_mlp.train", "--preset", "tiny", "--device", "cuda",
+                          "--out_dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "CUDA is not available" in out.stderr and "Traceback" not in out.stderr
