@@ -134,10 +134,6 @@ def _default(cls: type, name: str) -> Any:
     return None
 
 
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
 def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     """Rebuild a config saved in a checkpoint, ignoring keys an older/newer version does not know."""
     names = {f.name for f in dataclasses.fields(cls) if f.init}

@@ -26,10 +26,6 @@ from typing import Any
 from shared.data import REPO_ROOT
 
 
-def default_run_dir(stage: str, name: str) -> Path:
-    return Path("runs") / stage / name
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
