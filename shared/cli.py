@@ -117,7 +117,7 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
         settings = dict(presets[preset])
         by_dataset = settings.pop("by_dataset", {})
         values.update(settings)
-        values.update(by_dataset.get(given.get("dataset", values.get("dataset", _default(cls, "dataset"))), {}))
+        values.update(by_dataset.get(given.get("dataset", values.get("dataset", getattr(cls, "dataset", None))), {}))
         if "preset" in {f.name for f in dataclasses.fields(cls)}:
             values["preset"] = preset
     values.update(given)
@@ -125,13 +125,6 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
         return cls(**values)
     except ConfigError as err:
         parser.error(str(err))
-
-
-def _default(cls: type, name: str) -> Any:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.default
-    return None
 
 
 def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:

@@ -220,7 +220,7 @@ def train(
 
     batch_at(i)         the i-th micro-batch, on the model's device; a pure function of i (and the seed)
     loss_fn(model, b)   (mean loss over the batch, number of items in it: samples or tokens)
-    evaluate(model)     validation metrics, must include "val_loss"; called in eval mode, no grad
+    evaluate(model)     validation metrics, including `select_by`; called in eval mode, no grad
     steps_per_epoch     optimizer steps per pass over the training data (for --epochs)
     extra_state         what the stage needs to rebuild the model later (vocab, model config)
     select_by           the validation metric that picks best.pt: lower is better for a loss or
@@ -324,9 +324,10 @@ def train(
                     bar.write(f"step {step}/{total_steps}  train_loss {row['train_loss']:.4f}  {shown}")
                 history.append(row)
                 if is_eval:
-                    current = sign * row.get(select_by, math.nan)
-                    if evaluate is None or current < best_val:
-                        best_val = current if evaluate is not None else best_val
+                    if evaluate is None:  # nothing to compare: the latest model is the best we know
+                        checkpoint(best_path)
+                    elif sign * row.get(select_by, math.nan) < best_val:
+                        best_val = sign * row[select_by]
                         checkpoint(best_path)
                     checkpoint(last_path)
                     save_records()

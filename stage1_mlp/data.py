@@ -62,10 +62,9 @@ class NgramFeaturizer:
     def encode(self, text: str) -> list[int]:
         words = word_tokenize(text, self.lowercase)
         ids = self.vocab.encode(words)
-        offset = len(self.vocab)
         marked = [BOUNDARY, *words, BOUNDARY]  # n-grams also see where the text starts and ends
         for n in range(2, self.ngrams + 1):
-            ids += [offset + _bucket(tuple(marked[i:i + n]), self.hash_buckets) for i in range(len(marked) - n + 1)]
+            ids += [self._ngram_id(marked[i:i + n]) for i in range(len(marked) - n + 1)]
         return ids or [UNK_ID]  # an empty text is one unknown word
 
     def features(self, text: str) -> list[str]:
@@ -78,8 +77,10 @@ class NgramFeaturizer:
     def encode_feature(self, gram: str) -> int:
         """The embedding row of one feature as `features` spells it ("how many", "<s> what")."""
         words = gram.split(" ")
-        if len(words) == 1:
-            return self.vocab.encode(words)[0]
+        return self.vocab.encode(words)[0] if len(words) == 1 else self._ngram_id(words)
+
+    def _ngram_id(self, words: list[str]) -> int:
+        """Hashed n-grams (n >= 2) live in the rows after the word vocabulary."""
         return len(self.vocab) + _bucket(tuple(words), self.hash_buckets)
 
     def to_json(self) -> dict:

@@ -62,6 +62,23 @@ def latency_ms(model, encoded: Sequence[Sequence[int]], n: int) -> float:
     return (time.perf_counter() - start) * 1000 / len(items)
 
 
+@torch.no_grad()
+def top_ngrams(model, featurizer: NgramFeaturizer, texts: Sequence[str], k: int = 10) -> list[list[tuple[str, float]]]:
+    """For each class, the k n-grams (seen in `texts`) whose one-item bag the model scores highest.
+
+    Feeding a single n-gram through the whole model shows what it has learned each feature means,
+    for a linear bag model and an MLP alike.
+    """
+    grams = sorted({g for t in texts for g in featurizer.features(t)})
+    ids = [featurizer.encode_feature(g) for g in grams]
+    device = next(model.parameters()).device
+    logits = torch.cat([model(torch.tensor(ids[i:i + 4096], device=device).unsqueeze(1)).float().cpu()
+                        for i in range(0, len(ids), 4096)])  # (G, classes)
+    scores = logits.log_softmax(-1)  # (G, classes)
+    return [[(grams[i], float(scores[i, c])) for i in scores[:, c].topk(min(k, len(grams))).indices.tolist()]
+            for c in range(scores.shape[1])]
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_config(EvalConfig, {}, argv, prog=f"python -m {STAGE}.evaluate",
                         description="Evaluate a trained stage 1 classifier.")
@@ -86,19 +103,3 @@ def main(argv: Sequence[str] | None = None) -> dict:
 if __name__ == "__main__":
     run_main(main)
 
-
-@torch.no_grad()
-def top_ngrams(model, featurizer: NgramFeaturizer, texts: Sequence[str], k: int = 10) -> list[list[tuple[str, float]]]:
-    """For each class, the k n-grams (seen in `texts`) whose one-item bag the model scores highest.
-
-    Feeding a single n-gram through the whole model shows what it has learned each feature means,
-    for a linear bag model and an MLP alike.
-    """
-    grams = sorted({g for t in texts for g in featurizer.features(t)})
-    ids = [featurizer.encode_feature(g) for g in grams]
-    device = next(model.parameters()).device
-    logits = torch.cat([model(torch.tensor(ids[i:i + 4096], device=device).unsqueeze(1)).float().cpu()
-                        for i in range(0, len(ids), 4096)])  # (G, classes)
-    scores = logits.log_softmax(-1)  # (G, classes)
-    return [[(grams[i], float(scores[i, c])) for i in scores[:, c].topk(min(k, len(grams))).indices.tolist()]
-            for c in range(scores.shape[1])]
