@@ -102,10 +102,14 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID, min_len:
 
 
 def gpt2_tokenizer():
-    """GPT-2 BPE (tiktoken), offline: TIKTOKEN_CACHE_DIR points at the mirror unless the user set it."""
+    """GPT-2 BPE (tiktoken), offline: TIKTOKEN_CACHE_DIR points at the mirror unless the user's holds the files."""
     import tiktoken
 
-    if not os.environ.get("TIKTOKEN_CACHE_DIR"):
+    from shared.data import dataset_info
+
+    names = [Path(entry.path).name for entry in dataset_info("gpt2_bpe").files.values()]
+    user_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if not user_dir or not all((Path(user_dir) / name).is_file() for name in names):
         from shared.data import data_file
 
         paths = [data_file("gpt2_bpe", key) for key in ("vocab_bpe", "encoder_json")]

@@ -11,6 +11,7 @@ What it does, in order, each step:
 
 Ctrl-C asks the loop to stop after the current step; it saves last.pt and returns normally.
 A NaN/inf loss stops the run with a `TrainingDiverged` error and leaves the last good checkpoint.
+Under `torchrun` (DistributedDataParallel) the same function runs in every process.
 """
 
 from __future__ import annotations
@@ -233,6 +234,14 @@ def train(
     optimizer = optimizer or make_adamw(model, cfg.lr, cfg.weight_decay, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     step_model = torch.compile(model) if cfg.compile else model
+    # Under torchrun every process runs this loop on its own shard of each batch; DDP averages the
+    # gradients, and only rank 0 prints and writes files.
+    rank, world = distributed_rank_world()
+    is_main = rank == 0
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(step_model, device_ids=[device.index] if device.type == "cuda" else None)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     sign = 1.0 if ("loss" in select_by or "perplexity" in select_by) else -1.0  # we minimise sign * metric
@@ -245,53 +254,51 @@ def train(
             scaler.load_state_dict(state["scaler"])
         step, history, best_val = state["step"], state["history"], state["best_val"]
         _set_rng_state(state["rng"])
-        print(f"resumed from {last_path} at step {step}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", asdict(cfg))
+        if is_main:
+            print(f"resumed from {last_path} at step {step}")
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", asdict(cfg))
 
     def checkpoint(path: Path) -> None:
-        save_checkpoint(path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "step": step, "rng": _rng_state(), "best_val": best_val, "history": history,
-            "config": asdict(cfg), **(extra_state or {}),
-        })
+        if is_main:
+            save_checkpoint(path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "step": step, "rng": _rng_state(), "best_val": best_val, "history": history,
+                "config": asdict(cfg), **(extra_state or {}),
+            })
 
     def save_records() -> None:
-        write_history(run_dir / "history.csv", history)
-        plot_history(run_dir / "curves.png", history, f"{run_dir.parent.name} / {run_dir.name}")
+        if is_main:
+            write_history(run_dir / "history.csv", history)
+            plot_history(run_dir / "curves.png", history, f"{run_dir.parent.name} / {run_dir.name}")
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
+    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None if is_main else True)
+    started = time.perf_counter()
     train_seconds, items_done, interrupted = 0.0, 0, False
-    window_loss, window_steps = 0.0, 0
+    # The losses stay on the device and are read only at log and eval steps: reading a GPU value
+    # every step would make the CPU wait for the GPU, and the GPU then waits for the CPU.
+    window_loss, window_steps = torch.zeros((), device=device), 0
+    t_mark = time.perf_counter()
     with _StopOnInterrupt() as stop:
         while step < total_steps:
-            t0 = time.perf_counter()
             lr = lr_at(step, cfg, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
-            step_loss = 0.0
             for micro in range(cfg.grad_accum):
                 batch = batch_at(step * cfg.grad_accum + micro)
-                with autocast(device, amp_dtype):
-                    loss, n_items = loss_fn(step_model, batch)
-                scaler.scale(loss / cfg.grad_accum).backward()
-                step_loss += loss.item() / cfg.grad_accum
-                items_done += n_items
-            if not math.isfinite(step_loss):
-                optimizer.zero_grad(set_to_none=True)
-                history.append({"step": step + 1, "train_loss": step_loss})
-                save_records()
-                bar.close()
-                kept = (f"the last good checkpoint is {last_path}" if last_path.exists()
-                        else "no checkpoint was saved yet")
-                raise TrainingDiverged(
-                    f"the training loss became {step_loss} at step {step + 1}; {kept}. "
-                    f"Lower --lr (now {cfg.lr}) or --grad_clip, or turn off --amp, and train again."
-                )
+                # With DDP, gradients are averaged across processes only on the last micro-batch.
+                sync = world == 1 or micro == cfg.grad_accum - 1
+                with contextlib.nullcontext() if sync else step_model.no_sync():
+                    with autocast(device, amp_dtype):
+                        loss, n_items = loss_fn(step_model, batch)
+                    scaler.scale(loss / cfg.grad_accum).backward()
+                window_loss += loss.detach().float() / cfg.grad_accum
+                items_done += n_items * world
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 # Sparse embedding gradients (stage 1) cannot be clipped; the dense ones are.
@@ -300,28 +307,46 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            train_seconds += time.perf_counter() - t0
             step += 1
-            window_loss += step_loss
             window_steps += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}",
-                            **{f"{item_name}/s": f"{items_done / max(train_seconds, 1e-9):,.0f}"})
 
-            is_eval = step % eval_interval == 0 or step == total_steps or stop.requested
-            if step % cfg.log_interval == 0 or is_eval:
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr,
-                       "train_loss": window_loss / window_steps, "seconds": round(train_seconds, 3)}
-                window_loss, window_steps = 0.0, 0
+            if world > 1 and step % cfg.log_interval == 0:  # every process must stop at the same step
+                flag = torch.tensor(float(stop.requested), device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                stop.requested = bool(flag.item())
+            is_eval = step % eval_interval == 0 or step == total_steps or (stop.requested and world == 1)
+            if step % cfg.log_interval == 0 or is_eval or stop.requested:
+                if world > 1:
+                    torch.distributed.all_reduce(window_loss)  # the sum over processes (gloo has no AVG)
+                    window_loss /= world
+                train_loss = window_loss.item() / window_steps  # waits for the device: a sync point
+                train_seconds += time.perf_counter() - t_mark
+                if not math.isfinite(train_loss):
+                    history.append({"step": step, "train_loss": train_loss})
+                    save_records()
+                    bar.close()
+                    kept = (f"the last good checkpoint is {last_path}" if last_path.exists()
+                            else "no checkpoint was saved yet")
+                    raise TrainingDiverged(
+                        f"the training loss became {train_loss} at step {step}; {kept}. "
+                        f"Lower --lr (now {cfg.lr}) or --grad_clip, or turn off --amp, and train again."
+                    )
+                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr, "train_loss": train_loss,
+                       "seconds": round(train_seconds, 3), "wall_seconds": round(time.perf_counter() - started, 3)}
+                window_loss, window_steps = torch.zeros((), device=device), 0
+                bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}",
+                                **{f"{item_name}/s": f"{items_done / max(train_seconds, 1e-9):,.0f}"})
                 if is_eval and evaluate is not None:
                     model.eval()
                     with torch.no_grad(), autocast(device, amp_dtype):
                         row.update(evaluate(model))
                     model.train()
+                    row["wall_seconds"] = round(time.perf_counter() - started, 3)
                     shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
-                    bar.write(f"step {step}/{total_steps}  train_loss {row['train_loss']:.4f}  {shown}")
+                    if is_main:
+                        bar.write(f"step {step}/{total_steps}  train_loss {train_loss:.4f}  {shown}  "
+                                  f"({row['wall_seconds']:.1f} s)")
                 history.append(row)
                 if is_eval:
                     if evaluate is None:  # nothing to compare: the latest model is the best we know
@@ -331,16 +356,28 @@ def train(
                         checkpoint(best_path)
                     checkpoint(last_path)
                     save_records()
+                t_mark = time.perf_counter()
             if stop.requested:
+                if not is_eval:  # a distributed stop lands on a log step: save there
+                    checkpoint(last_path)
                 interrupted = True
-                bar.write(f"stopped at step {step}; saved {last_path}. Resume with the same command plus --resume.")
+                if is_main:
+                    bar.write(f"stopped at step {step}; saved {last_path}. "
+                              f"Resume with the same command plus --resume.")
                 break
     bar.close()
     save_records()
-    if not best_path.exists():
+    if is_main and not best_path.exists():
         checkpoint(best_path)
     return TrainResult(history, best_path, last_path, train_seconds,
                        items_done / max(train_seconds, 1e-9), interrupted, step)
+
+
+def distributed_rank_world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless running under torchrun with a process group."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 class EpochBatches:

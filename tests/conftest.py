@@ -1,10 +1,13 @@
 import os
+import tempfile
 
 import pytest
 
 # Tests never touch the network: a missing data file is an immediate, clear error.
 os.environ["LLM_OFFLINE"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Prepared token files go to a fresh folder, not the user's cache.
+os.environ["LLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="llm-stages-test-cache-")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,86 @@
+"""Stage 5 config: the training flags plus the model's shape, with named presets (litgpt style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.cli import check
+from shared.train import TrainConfig
+from stage5_gpt.model import GPTConfig
+
+DATASETS = ("tinyshakespeare", "wikitext2", "the_verdict", "text_file")
+
+
+@dataclass(frozen=True)
+class GPTTrainConfig(TrainConfig):
+    dataset: Literal["tinyshakespeare", "wikitext2", "the_verdict", "text_file"] = "tinyshakespeare"
+    text_file: str = field(default="", metadata={"help": "your own UTF-8 text (with --dataset text_file)"})
+    tokenizer: Literal["auto", "char", "gpt2"] = field(
+        default="auto", metadata={"help": "auto: char for Tiny Shakespeare, GPT-2 BPE for the rest"})
+    # The model (GPT-2 names: n_layer, n_head, n_embd, block_size).
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = field(default=64, metadata={"help": "context length in tokens"})
+    dropout: float = 0.0
+    bias: bool = field(default=False, metadata={"help": "biases in linear layers and norms (GPT-2 has them)"})
+    attention: Literal["sdpa", "manual"] = field(
+        default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention (fast); manual: written out"})
+    position: Literal["learned", "rope"] = "learned"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    init_from: str = field(
+        default="scratch",
+        metadata={"help": "scratch, a stage 5 run folder/checkpoint, or a Hugging Face GPT-2 folder"})
+    # Optimisation details of nanoGPT that matter for small GPTs.
+    beta2: float = field(default=0.99, metadata={"help": "AdamW beta2 (0.99 suits small batches)"})
+    eval_tokens: int = field(default=0, metadata={"help": "val tokens scored at each eval; 0 = the whole split"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n_layer >= 1 and self.n_head >= 1 and self.n_embd >= 1, "--n_layer, --n_head, --n_embd must be >= 1")
+        check(self.n_embd % self.n_head == 0, f"--n_embd ({self.n_embd}) must be divisible by --n_head ({self.n_head})")
+        check(self.position != "rope" or (self.n_embd // self.n_head) % 2 == 0,
+              "--position rope needs an even head size (n_embd / n_head)")
+        check(self.block_size >= 2, "--block_size must be at least 2")
+        check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
+        check(0 < self.beta2 < 1, "--beta2 must be in (0, 1)")
+        check(self.eval_tokens >= 0, "--eval_tokens must be >= 0")
+        check(self.dataset != "text_file" or bool(self.text_file), "--dataset text_file needs --text_file PATH")
+        check(not self.text_file or self.dataset == "text_file", "--text_file needs --dataset text_file")
+
+    @property
+    def tokenizer_name(self) -> str:
+        if self.tokenizer != "auto":
+            return self.tokenizer
+        return "char" if self.dataset == "tinyshakespeare" else "gpt2"
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
+                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias,
+                         attention=self.attention, position=self.position, norm=self.norm, mlp=self.mlp)
+
+
+_GPT2_TRAINING = dict(batch_size=32, grad_accum=16, block_size=1024, lr=6e-4, min_lr_ratio=0.1, warmup_steps=700,
+                      max_steps=20000, weight_decay=0.1, beta2=0.95, dropout=0.0, bias=False, compile=True,
+                      eval_interval=1000, eval_tokens=1 << 20, log_interval=10, dataset="wikitext2")
+
+PRESETS: dict[str, dict] = {
+    # Seconds on a laptop: tests and notebooks.
+    "tiny": dict(preset="tiny", n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_steps=60, lr=3e-3,
+                 warmup_steps=5, eval_interval=30, log_interval=10, weight_decay=0.1, eval_tokens=4096),
+    # nanoGPT's CPU shape from its README: 4 layers, 4 heads, 128 dims, context 64, batch 12, 2000 steps.
+    # Twice nanoGPT's learning rate: val 1.80 instead of 1.90 after the same 2000 steps.
+    "cpu": dict(preset="cpu", n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_steps=2000,
+                lr=2e-3, min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, dropout=0.0, eval_interval=250,
+                log_interval=50),
+    # nanoGPT's shakespeare-char GPU shape: 6 layers, 6 heads, 384 dims, context 256, batch 64.
+    "gpu": dict(preset="gpu", n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, max_steps=5000,
+                lr=1e-3, min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, dropout=0.2, eval_interval=250,
+                log_interval=50),
+    # GPT-2 small (124M) and medium (350M); for pretrained weights (--init_from) or real GPUs.
+    "gpt2": dict(preset="gpt2", n_layer=12, n_head=12, n_embd=768, **_GPT2_TRAINING),
+    "gpt2-medium": dict(preset="gpt2-medium", n_layer=24, n_head=16, n_embd=1024,
+                        **{**_GPT2_TRAINING, "batch_size": 16, "grad_accum": 32, "lr": 3e-4}),
+}

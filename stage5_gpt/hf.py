@@ -1,0 +1,109 @@
+"""GPT-2 weights in the Hugging Face format: load them into our GPT, and export ours so `transformers` loads them.
+
+Our parameter names are GPT-2's, so loading is a copy. One difference: Hugging Face stores the four
+projection matrices (c_attn, c_proj, c_fc, mlp.c_proj) as `Conv1D` weights of shape (in, out),
+while `nn.Linear` keeps (out, in); those are transposed on the way in and out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from shared.cli import UserError
+from stage5_gpt.model import GPT, GPTConfig
+
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def is_hf_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / "config.json").is_file() and any(
+        (path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    try:
+        if (folder / "model.safetensors").is_file():
+            from safetensors.torch import load_file
+
+            return load_file(str(folder / "model.safetensors"))
+        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"cannot read the weights in {folder} ({type(err).__name__}: {err}); "
+                        f"download the model folder again.") from None
+
+
+def load_hf_gpt2(folder: str | Path, dropout: float = 0.0, attention: str = "sdpa") -> GPT:
+    """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors/pytorch_model.bin)."""
+    folder = Path(folder)
+    if not is_hf_folder(folder):
+        raise UserError(f"{folder} is not a Hugging Face GPT-2 folder (config.json plus model.safetensors or "
+                        f"pytorch_model.bin); point --init_from at one.")
+    hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if hf.get("model_type", "gpt2") != "gpt2" or hf.get("activation_function", "gelu_new") != "gelu_new":
+        raise UserError(f"{folder} holds a {hf.get('model_type')} model; only GPT-2 checkpoints load here.")
+    cfg = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
+                    n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=True, attention=attention)
+    model = GPT(cfg)
+    ours = model.state_dict()
+    theirs = {}
+    for key, tensor in _read_weights(folder).items():
+        key = key if key.startswith(("transformer.", "lm_head.")) else "transformer." + key
+        if key.endswith((".attn.bias", ".attn.masked_bias")):  # old files store the causal mask as a buffer
+            continue
+        theirs[key] = tensor.t() if key.endswith(_CONV1D) else tensor
+    theirs.setdefault("lm_head.weight", theirs.get("transformer.wte.weight"))
+    missing = sorted(set(ours) - set(theirs))
+    unexpected = sorted(set(theirs) - set(ours))
+    if missing or unexpected:
+        raise UserError(f"{folder} does not match GPT-2's layout (missing {missing[:3]}, unexpected "
+                        f"{unexpected[:3]}); is it a GPT2LMHeadModel checkpoint?")
+    for key, tensor in theirs.items():
+        if tensor.shape != ours[key].shape:
+            raise UserError(f"{folder}: {key} has shape {tuple(tensor.shape)}, its config.json implies "
+                            f"{tuple(ours[key].shape)}; the folder is inconsistent.")
+    model.load_state_dict(theirs)
+    return model
+
+
+def export_hf_gpt2(model: GPT, folder: str | Path, vocab_size: int | None = None) -> Path:
+    """Write config.json + model.safetensors that `GPT2LMHeadModel.from_pretrained(folder)` loads.
+
+    Only the GPT-2 architecture exports (learned positions, LayerNorm, GELU). A model trained without
+    biases exports zeros for them, which computes the same function. `vocab_size` crops padded rows.
+    """
+    from safetensors.torch import save_file
+
+    cfg = model.cfg
+    if (cfg.position, cfg.norm, cfg.mlp) != ("learned", "layernorm", "gelu"):
+        raise UserError("only the GPT-2 architecture exports to the Hugging Face GPT-2 format "
+                        "(--position learned --norm layernorm --mlp gelu).")
+    vocab_size = vocab_size or cfg.vocab_size
+    tensors = {}
+    for key, tensor in model.state_dict().items():
+        if key == "lm_head.weight":  # tied to wte: transformers re-ties it on load
+            continue
+        if key == "transformer.wte.weight":
+            tensor = tensor[:vocab_size]
+        tensors[key] = (tensor.t() if key.endswith(_CONV1D) else tensor).detach().cpu().float().contiguous().clone()
+    if not cfg.bias:  # GPT-2 has biases everywhere; zeros are exactly "no bias"
+        for name, module in model.named_modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.LayerNorm)) and module.bias is None \
+                    and name != "lm_head":
+                rows = module.weight.shape[0] if isinstance(module, torch.nn.Linear) else module.weight.shape[-1]
+                tensors[f"{name}.bias"] = torch.zeros(rows)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": vocab_size,
+        "n_positions": cfg.block_size, "n_ctx": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head, "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
+        "tie_word_embeddings": True, "bos_token_id": 50256, "eos_token_id": 50256,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder

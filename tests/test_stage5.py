@@ -1,0 +1,221 @@
+"""Stage 5: the GPT's fast paths equal its teaching path, the KV cache is exact, GPT-2 weights round-trip
+through Hugging Face's format, and every command runs end to end on the tiny preset."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from stage5_gpt import evaluate as stage5_evaluate
+from stage5_gpt import generate as stage5_generate
+from stage5_gpt import info as stage5_info
+from stage5_gpt import train as stage5_train
+from stage5_gpt.model import GPT, GPTConfig, KVCache
+
+SMALL = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
+VARIANTS = {"gpt2": SMALL, "llama-style": replace(SMALL, position="rope", norm="rmsnorm", mlp="swiglu", bias=False)}
+
+
+def make(cfg, seed=0):
+    torch.manual_seed(seed)
+    return GPT(cfg).eval()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sdpa_fast_path_equals_written_out_attention(variant):
+    fast = make(VARIANTS[variant])
+    slow = make(replace(VARIANTS[variant], attention="manual"))
+    slow.load_state_dict(fast.state_dict())
+    idx = torch.randint(0, 50, (3, 16))
+    torch.testing.assert_close(fast(idx)[0], slow(idx)[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_causal_mask_hides_the_future(variant):
+    model = make(VARIANTS[variant])
+    idx = torch.randint(0, 50, (1, 12))
+    changed = idx.clone()
+    changed[0, 8:] = (changed[0, 8:] + 1) % 50
+    torch.testing.assert_close(model(idx)[0][:, :8], model(changed)[0][:, :8], rtol=0, atol=1e-6)
+    assert not torch.allclose(model(idx)[0][:, 8:], model(changed)[0][:, 8:])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kv_cache_gives_the_same_logits_and_tokens(variant):
+    model = make(VARIANTS[variant])
+    idx = torch.randint(0, 50, (2, 14))
+    full, _ = model(idx)
+    cache = KVCache(model.cfg.n_layer)
+    steps = [model(idx[:, :5], cache=cache)[0]] + [model(idx[:, t:t + 1], cache=cache)[0] for t in range(5, 14)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=0, atol=1e-5)
+
+    prompt = idx[:, :3]
+    runs = [torch.cat(list(model.generate(prompt, 13, top_k=10, generator=torch.Generator().manual_seed(3),
+                                          kv_cache=kv)), dim=1) for kv in (True, False)]
+    assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_generation_keeps_going_past_the_context_length(kv_cache):
+    model = make(SMALL)
+    out = list(model.generate(torch.zeros(1, 1, dtype=torch.long), 3 * SMALL.block_size + 5, kv_cache=kv_cache))
+    assert len(out) == 3 * SMALL.block_size + 5
+    assert all(0 <= int(t) < SMALL.vocab_size for t in out)
+
+
+def test_gpt2_init_and_weight_tying():
+    model = GPT(GPTConfig(vocab_size=100, block_size=32, n_layer=8, n_head=4, n_embd=64))
+    assert model.lm_head.weight is model.transformer.wte.weight
+    proj = model.transformer.h[0].attn.c_proj.weight.std().item()
+    assert abs(proj - 0.02 / 4) < 0.002  # 0.02 / sqrt(2 * n_layer)
+
+
+# --------------------------------------------------------------------------- Hugging Face GPT-2 weights
+
+
+@pytest.mark.parametrize("safetensors", [True, False])
+def test_hugging_face_gpt2_round_trip(tmp_path, safetensors):
+    transformers = pytest.importorskip("transformers")
+    from stage5_gpt.hf import export_hf_gpt2, load_hf_gpt2
+
+    torch.manual_seed(0)
+    hf_cfg = transformers.GPT2Config(vocab_size=100, n_positions=32, n_embd=48, n_layer=2, n_head=4,
+                                     resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)
+    reference = transformers.GPT2LMHeadModel(hf_cfg).eval()
+    with torch.no_grad():  # random biases and norm gains too, so the copy of every tensor is checked
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    reference.save_pretrained(tmp_path / "hf", safe_serialization=safetensors)
+    idx = torch.randint(0, 100, (2, 20))
+    expected = reference(idx).logits
+
+    ours = load_hf_gpt2(tmp_path / "hf").eval()
+    torch.testing.assert_close(ours(idx)[0], expected, rtol=0, atol=1e-5)
+
+    export_hf_gpt2(ours, tmp_path / "exported")
+    again = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "exported").eval()
+    torch.testing.assert_close(again(idx).logits, expected, rtol=0, atol=1e-5)
+
+
+def test_a_model_without_biases_exports_exactly(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from stage5_gpt.hf import export_hf_gpt2
+
+    ours = make(replace(SMALL, bias=False))
+    export_hf_gpt2(ours, tmp_path / "exported")
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "exported").eval()
+    idx = torch.randint(0, 50, (2, 16))
+    torch.testing.assert_close(theirs(idx).logits, ours(idx)[0], rtol=0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "stage5_gpt" / "tinyshakespeare-tiny"
+    record = stage5_train.main(["--preset", "tiny", "--out_dir", str(out), "--max_steps", "80"])
+    return out, record
+
+
+def test_tiny_preset_trains_and_records_its_numbers(tiny_run):
+    out, record = tiny_run
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) - 0.5
+    assert record["val_loss"] < 3.5 < 4.23  # ln(69): a uniform guess over the characters
+    assert record["task"] == "language_model" and record["val_bpc"] == pytest.approx(record["val_loss"] / 0.693147)
+    assert json.loads((out / "metrics.json").read_text())["tokens_per_sec"] > 0
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    # A constant learning rate, so a 10-step run is the first half of a 20-step run.
+    flags = ["--preset", "tiny", "--eval_interval", "10", "--dropout", "0.1", "--lr_schedule", "constant",
+             "--warmup_steps", "0"]
+    stage5_train.main([*flags, "--out_dir", str(tmp_path / "whole"), "--max_steps", "20"])
+    stage5_train.main([*flags, "--out_dir", str(tmp_path / "split"), "--max_steps", "10"])
+    stage5_train.main([*flags, "--out_dir", str(tmp_path / "split"), "--max_steps", "20", "--resume"])
+    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    split = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
+    for key in whole:
+        torch.testing.assert_close(whole[key], split[key], rtol=0, atol=1e-6)
+
+
+def test_generate_is_reproducible_and_streams(tiny_run, capsys):
+    out, _ = tiny_run
+    flags = ["--checkpoint", str(out), "--prompt", "ROMEO:", "--max_new_tokens", "40", "--seed", "5"]
+    first = stage5_generate.main(flags)
+    second = stage5_generate.main([*flags, "--no-kv_cache"])
+    assert first == second and len(first[0]) == 40
+    assert "ROMEO:" + first[0] in capsys.readouterr().out
+
+
+def run_cli(*args, stdin=None):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, input=stdin, env=env,
+                          timeout=120)
+
+
+def test_interactive_generation_and_unknown_characters(tiny_run):
+    out, _ = tiny_run
+    done = run_cli("stage5_gpt.generate", "--checkpoint", str(out), "--interactive", "--max_new_tokens", "10",
+                   stdin="JULIET:\n\n")
+    assert done.returncode == 0 and "JULIET:" in done.stdout
+    bad = run_cli("stage5_gpt.generate", "--checkpoint", str(out), "--prompt", "naïve 你好")
+    assert bad.returncode == 1
+    assert "not in the vocabulary: 'ï', '你', '好'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_evaluate_and_info(tiny_run):
+    out, record = tiny_run
+    results = stage5_evaluate.main(["--checkpoint", str(out)])
+    assert results["val_loss"] == pytest.approx(record["val_loss"], abs=1e-4)
+    assert json.loads((out / "eval-tinyshakespeare.json").read_text())["val_perplexity"] > 1
+    report = stage5_info.main(["--preset", "gpt2"])
+    assert 124e6 < report["parameters"] < 125e6  # GPT-2 small with a 50304-row (padded) embedding
+
+
+def test_bad_inputs_fail_with_one_sentence(tmp_path):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    cases = [
+        (["stage5_gpt.generate", "--checkpoint", str(tmp_path / "broken.pt")], 1, "is corrupt"),
+        (["stage5_gpt.train", "--dataset", "text_file"], 2, "--dataset text_file needs --text_file"),
+        (["stage5_gpt.train", "--dataset", "text_file", "--text_file", str(tmp_path / "nope.txt")], 1,
+         "does not exist"),
+        (["stage5_gpt.train", "--n_embd", "30", "--n_head", "4"], 2, "must be divisible by --n_head"),
+        (["stage5_gpt.train", "--flash"], 2, "unknown flag"),
+        (["stage5_gpt.generate", "--top_p", "0"], 2, "--top_p must be in (0, 1]"),
+    ]
+    for args, code, message in cases:
+        done = run_cli(*args)
+        assert done.returncode == code, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_own_text_file_trains_with_gpt2_bpe(tmp_path):
+    text = tmp_path / "story.txt"
+    text.write_text("Once upon a time there was a tiny model that learned to write. " * 200, encoding="utf-8")
+    record = stage5_train.main(["--preset", "tiny", "--dataset", "text_file", "--text_file", str(text),
+                                "--max_steps", "30", "--out_dir", str(tmp_path / "run")])
+    assert record["tokenizer"] == "gpt2" and record["val_loss"] < 8
+
+
+def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    flags = ["--preset", "tiny", "--device", "cpu", "--max_steps", "6", "--log_interval", "1", "--eval_interval", "6",
+             "--dropout", "0"]
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "stage5_gpt.train", *flags, "--batch_size", "8",
+                             "--out_dir", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          "29517", "-m", "stage5_gpt.train", *flags, "--batch_size", "4",
+                          "--out_dir", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = [float(r["train_loss"]) for r in csv.DictReader(open(tmp_path / "one" / "history.csv"))]
+    two = [float(r["train_loss"]) for r in csv.DictReader(open(tmp_path / "two" / "history.csv"))]
+    assert len(one) == len(two) == 6
+    assert one == pytest.approx(two, abs=1e-4)
