@@ -22,12 +22,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# The quick tour: every stage that exists on its quick preset, then the comparison tables.
+# The quick tour: every stage that exists on a quick run, then the comparison tables.
 demo: install
 	$(PY) -m stage1_mlp.train --dataset trec --preset cpu
 	$(PY) -m stage1_mlp.train --dataset sst2 --preset cpu
 	$(PY) -m stage1_mlp.baseline --dataset trec
 	$(PY) -m stage1_mlp.baseline --dataset sst2
+	$(PY) -m stage2_rnn_lstm.train --max_steps 300 --eval_interval 100 --run_name tinyshakespeare-lstm-quick
+	$(PY) -m stage2_rnn_lstm.generate --prompt "ROMEO:" --max_new_tokens 200
+	$(PY) -m stage5_gpt.train --preset cpu
+	$(PY) -m stage5_gpt.generate --prompt "ROMEO:" --max_new_tokens 200
 	$(PY) -m shared.report
 
 lint: install-dev
@@ -38,8 +42,15 @@ test: install-dev
 	$(PY) -m pytest
 
 # The benchmark runs behind every number in the stage READMEs.
+# (bench/stage5_gpu.py needs a CUDA GPU and bench/stage5_cpu_vs_nanogpt.py a nanoGPT checkout: see bench/README.md.)
 results: install
 	$(PY) bench/stage1_targets.py
+	$(PY) -m stage2_rnn_lstm.train --model_type lstm --vocab_type char
+	$(PY) -m stage2_rnn_lstm.train --vocab_type word
+	$(PY) bench/stage2_cells.py
+	for seed in 1337 1 2; do $(PY) -m stage5_gpt.train --preset cpu --seed $$seed || exit 1; done
+	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2
+	$(PY) bench/stage5_kv_cache.py
 	$(PY) -m shared.report
 
 clean:

@@ -121,6 +121,10 @@ def time_to_target(summary: dict, out: Path, name: str, flags: list[str], timeou
     if metrics.exists():
         m = json.loads(metrics.read_text())
         summary[f"{name}_best_val_loss"] = m.get("val_loss")
+        for key in ("test_loss", "val_perplexity", "test_perplexity", "val_word_perplexity", "test_word_perplexity",
+                    "params", "train_seconds"):
+            if key in m:
+                summary[f"{name}_{key}"] = m[key]
         summary[f"{name}_tokens_per_sec"] = m.get("tokens_per_sec")
 
 
@@ -143,7 +147,9 @@ def gpt2_throughput(summary: dict, out: Path, name: str, flags: list[str], steps
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench_out")
-    parser.add_argument("--only", default="kernels,amp,target,gpt2")
+    parser.add_argument("--only", default="kernels,amp,target,target_compile,gpt2,gpt2_eager",
+                        help="comma-separated steps: kernels, amp, target, target_compile, seeds, wikitext2, gpt2, "
+                             "gpt2_eager")
     parser.add_argument("--runs", default=str(RUNS), help="where the runs' checkpoints go")
     args = parser.parse_args()
     globals()["RUNS"] = Path(args.runs)
@@ -157,11 +163,15 @@ def main() -> None:
         ("amp", lambda: check_amp_paths(summary, out)),
         ("target", lambda: time_to_target(summary, out, "gpu_eager", ["--max_steps", "2500", "--eval_interval", "100"],
                                           150)),
-        ("target", lambda: time_to_target(summary, out, "gpu_compile",
-                                          ["--max_steps", "2500", "--eval_interval", "100", "--compile"], 150)),
+        ("target_compile", lambda: time_to_target(summary, out, "gpu_compile",
+                                                  ["--max_steps", "2500", "--eval_interval", "100", "--compile"], 150)),
+        ("seeds", lambda: time_to_target(summary, out, "gpu_eager_s1", ["--max_steps", "2500", "--eval_interval",
+                                                                        "100", "--seed", "1"], 150)),
+        ("seeds", lambda: time_to_target(summary, out, "gpu_eager_s2", ["--max_steps", "2500", "--eval_interval",
+                                                                        "100", "--seed", "2"], 150)),
+        ("wikitext2", lambda: time_to_target(summary, out, "gpu_wikitext2", ["--dataset", "wikitext2"], 200)),
         ("gpt2", lambda: gpt2_throughput(summary, out, "gpt2_compile", [])),
-        ("gpt2", lambda: gpt2_throughput(summary, out, "gpt2_eager", ["--no-compile"], steps=20)),
-        ("gpt2b32", lambda: gpt2_throughput(summary, out, "gpt2_compile_b32", ["--batch_size", "32"])),
+        ("gpt2_eager", lambda: gpt2_throughput(summary, out, "gpt2_eager", ["--no-compile"], steps=20)),
     ]
     for key, fn in steps:
         if key not in args.only.split(","):

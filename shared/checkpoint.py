@@ -52,3 +52,12 @@ def load_checkpoint(path: str | Path, required: tuple[str, ...] = ("model",)) ->
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it was not written by "
                               f"this stage's train command.")
     return state
+
+
+def latest_run(stage: str, runs_dir: str | Path = "runs") -> Path:
+    """The most recently trained run of a stage (for commands given no --checkpoint)."""
+    runs = sorted(Path(runs_dir, stage).glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise CheckpointError(f"no trained model in {Path(runs_dir, stage)}; train one first "
+                              f"(python -m {stage}.train) or pass --checkpoint PATH.")
+    return runs[-1].parent

@@ -23,8 +23,9 @@ TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
         ("accuracy", "test_accuracy", "pct"), ("macro-F1", "test_f1", "pct"),
     ]),
     ("Language models", "language_model", [
-        ("val loss", "val_loss", "f3"), ("val ppl", "val_perplexity", "f2"),
-        ("test ppl", "test_perplexity", "f2"), ("tokens/s", "tokens_per_sec", "int"),
+        ("val loss", "val_loss", "f3"), ("val nats/char", "val_loss_per_char", "f3"),
+        ("val ppl", "val_perplexity", "f2"), ("test ppl", "test_perplexity", "f2"),
+        ("tokens/s", "tokens_per_sec", "int"),
     ]),
     ("Translation", "translation", [
         ("BLEU", "test_bleu", "f2"), ("BLEU beam", "test_bleu_beam", "f2"), ("chrF", "test_chrf", "f2"),

@@ -10,6 +10,12 @@ Used by stage 2 (RNN/LSTM generation) and stage 5 (GPT generation).
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
 import torch
 
 from shared.cli import check
@@ -55,3 +61,81 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
     if temperature == 0:
         return probs.argmax(-1, keepdim=True)
     return torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+
+
+# --------------------------------------------------------------------------- the generate commands
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The flags of every stage's `generate` command (stage 2's RNNs, stage 5's GPT)."""
+
+    checkpoint: str = field(default="", metadata={"help": "a run folder or .pt file; default: the latest run"})
+    prompt: str = field(default="", metadata={"help": "text to continue; empty: start from a newline"})
+    max_new_tokens: int = 500
+    temperature: float = field(default=0.8, metadata={"help": "0 = greedy; < 1 sharper, > 1 more random"})
+    top_k: int = field(default=40, metadata={"help": "sample among the k most likely tokens; 0 = all"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus: top tokens holding p of the mass; 1 = off"})
+    num_samples: int = 1
+    seed: int = 1
+    interactive: bool = field(default=False, metadata={"help": "read prompts from the terminal until an empty line"})
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    stream: bool = field(default=True, metadata={"help": "print tokens as they come"})
+
+    def __post_init__(self) -> None:
+        check(self.max_new_tokens >= 1, "--max_new_tokens must be at least 1")
+        check(self.num_samples >= 1, "--num_samples must be at least 1")
+        check_sampling(self.temperature, self.top_k, self.top_p)
+
+
+def print_samples(model, prompt_ids: list[int], decode: Callable[[list[int]], str], prompt: str,
+                  cfg: GenerateConfig, out=None, **generate_options) -> list[str]:
+    """Print cfg.num_samples continuations of `prompt`, streamed as they are drawn, and return them.
+
+    `model.generate(idx, max_new_tokens, temperature, top_k, top_p, generator, **generate_options)`
+    yields (1, 1) token ids (stage 2's RNNs and stage 5's GPT both do). One seeded generator serves
+    all the samples: they differ from each other, and the same --seed gives the same samples.
+    """
+    out = out or sys.stdout
+    device = next(model.parameters()).device
+    idx = torch.tensor([prompt_ids], device=device)  # (1, T)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    texts = []
+    for n in range(cfg.num_samples):
+        if cfg.num_samples > 1:
+            print(f"--- sample {n + 1}", file=out)
+        print(prompt, end="", file=out, flush=True)
+        ids: list[int] = []
+        shown = ""
+        t0 = time.perf_counter()
+        for token in model.generate(idx, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p, generator,
+                                    **generate_options):
+            ids.append(int(token))
+            if cfg.stream:
+                text = decode(ids)
+                if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
+                    print(text[len(shown):], end="", file=out, flush=True)
+                    shown = text
+        text = decode(ids)
+        print(text[len(shown):] if cfg.stream else text, file=out)
+        seconds = time.perf_counter() - t0
+        print(f"[{len(ids)} tokens in {seconds:.2f} s, {len(ids) / seconds:.1f} tokens/s]", file=sys.stderr)
+        texts.append(text)
+    return texts
+
+
+def run_prompts(cfg: GenerateConfig, answer: Callable[[str], list[str]]) -> list[str]:
+    """Answer --prompt, or with --interactive read prompts from the terminal until an empty line or Ctrl-D."""
+    if not cfg.interactive:
+        return answer(cfg.prompt)
+    texts = []
+    print("Type a prompt and press Enter; an empty line or Ctrl-D quits.", file=sys.stderr)
+    while True:
+        try:
+            prompt = input("prompt> ")
+        except EOFError:
+            break
+        if not prompt:
+            break
+        texts += answer(prompt)
+    return texts

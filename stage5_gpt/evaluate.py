@@ -14,14 +14,14 @@ from typing import Literal
 
 import torch
 
-from shared.checkpoint import load_checkpoint
+from shared.checkpoint import latest_run, load_checkpoint
 from shared.cli import UserError, check, config_from_dict, parse_config, run_main
 from shared.records import write_json
 from shared.train import resolve_device
 from stage5_gpt.config import GPTTrainConfig
 from stage5_gpt.data import load_corpus
 from stage5_gpt.hf import is_hf_folder
-from stage5_gpt.train import STAGE, latest_run, load_model, score_split
+from stage5_gpt.train import STAGE, load_model, score_split
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class EvalConfig:
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     cfg = parse_config(EvalConfig, {}, argv, prog=f"python -m {STAGE}.evaluate",
                        description="Loss and perplexity of a trained GPT on val and test.")
-    source = Path(cfg.checkpoint) if cfg.checkpoint else latest_run()
+    source = Path(cfg.checkpoint) if cfg.checkpoint else latest_run(STAGE)
     device = resolve_device(cfg.device)
     model, tokenizer = load_model(source, device)
     if is_hf_folder(source):

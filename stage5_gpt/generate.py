@@ -8,40 +8,20 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-import torch
-
-from shared.cli import check, parse_config, run_main
-from shared.sampling import check_sampling
+from shared.checkpoint import latest_run
+from shared.cli import parse_config, run_main
+from shared.sampling import GenerateConfig, print_samples, run_prompts
 from shared.train import resolve_device
 from stage5_gpt.data import GPT2_EOT
-from stage5_gpt.train import STAGE, latest_run, load_model
+from stage5_gpt.train import STAGE, load_model
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
-    checkpoint: str = field(default="", metadata={"help": "run folder, .pt or HF GPT-2 folder; default: latest run"})
-    prompt: str = field(default="", metadata={"help": "text to continue; empty: start from a newline / <|endoftext|>"})
-    max_new_tokens: int = 500
-    temperature: float = field(default=0.8, metadata={"help": "0 = greedy; < 1 sharper, > 1 more random"})
-    top_k: int = field(default=40, metadata={"help": "sample among the k most likely tokens; 0 = all"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus: top tokens holding p of the mass; 1 = off"})
-    num_samples: int = 1
-    seed: int = 1
+class GPTGenerateConfig(GenerateConfig):
     kv_cache: bool = field(default=True, metadata={"help": "reuse past keys/values (--no-kv_cache: recompute all)"})
-    interactive: bool = field(default=False, metadata={"help": "read prompts from the terminal until an empty line"})
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    stream: bool = field(default=True, metadata={"help": "print tokens as they come"})
-
-    def __post_init__(self) -> None:
-        check(self.max_new_tokens >= 1, "--max_new_tokens must be at least 1")
-        check(self.num_samples >= 1, "--num_samples must be at least 1")
-        check_sampling(self.temperature, self.top_k, self.top_p)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -50,55 +30,16 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     return tokenizer.encode(prompt, strict=True)  # characters the model never saw: a clear error
 
 
-def sample(model, tokenizer, cfg: GenerateConfig, prompt: str, out=None) -> list[str]:
-    """Generate cfg.num_samples continuations of `prompt`; print them (streamed) and return them."""
-    out = out or sys.stdout
-    device = next(model.parameters()).device
-    ids = encode_prompt(tokenizer, prompt)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    texts = []
-    for n in range(cfg.num_samples):
-        if cfg.num_samples > 1:
-            print(f"--- sample {n + 1}", file=out)
-        idx = torch.tensor([ids], device=device)  # (1, T)
-        new: list[int] = []
-        shown = ""
-        print(prompt, end="", file=out, flush=True)
-        t0 = time.perf_counter()
-        for next_id in model.generate(idx, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p,
-                                      generator, kv_cache=cfg.kv_cache):
-            new.append(int(next_id))
-            if cfg.stream:
-                text = tokenizer.decode(new)
-                if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
-                    print(text[len(shown):], end="", file=out, flush=True)
-                    shown = text
-        text = tokenizer.decode(new)
-        print(text[len(shown):] if cfg.stream else text, file=out)
-        seconds = time.perf_counter() - t0
-        print(f"[{len(new)} tokens in {seconds:.2f} s, {len(new) / seconds:.1f} tokens/s]", file=sys.stderr)
-        texts.append(text)
-    return texts
+def sample(model, tokenizer, cfg: GPTGenerateConfig, prompt: str) -> list[str]:
+    return print_samples(model, encode_prompt(tokenizer, prompt), tokenizer.decode, prompt, cfg,
+                         kv_cache=cfg.kv_cache)
 
 
 def main(argv: Sequence[str] | None = None) -> list[str]:
-    cfg = parse_config(GenerateConfig, {}, argv, prog=f"python -m {STAGE}.generate",
-                       description="Sample text from a trained GPT.")
-    model, tokenizer = load_model(cfg.checkpoint or latest_run(), resolve_device(cfg.device))
-    model.eval()
-    if not cfg.interactive:
-        return sample(model, tokenizer, cfg, cfg.prompt)
-    texts = []
-    print("Type a prompt and press Enter; an empty line or Ctrl-D quits.", file=sys.stderr)
-    while True:
-        try:
-            prompt = input("prompt> ")
-        except EOFError:
-            break
-        if not prompt:
-            break
-        texts += sample(model, tokenizer, cfg, prompt)
-    return texts
+    cfg = parse_config(GPTGenerateConfig, {}, argv, prog=f"python -m {STAGE}.generate",
+                       description="Sample text from a trained GPT (or a Hugging Face GPT-2 folder).")
+    model, tokenizer = load_model(cfg.checkpoint or latest_run(STAGE), resolve_device(cfg.device))
+    return run_prompts(cfg, lambda prompt: sample(model.eval(), tokenizer, cfg, prompt))
 
 
 if __name__ == "__main__":

@@ -43,10 +43,14 @@ def load_hf_gpt2(folder: str | Path, dropout: float = 0.0, attention: str = "sdp
         raise UserError(f"{folder} is not a Hugging Face GPT-2 folder (config.json plus model.safetensors or "
                         f"pytorch_model.bin); point --init_from at one.")
     hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if hf.get("model_type", "gpt2") != "gpt2" or hf.get("activation_function", "gelu_new") != "gelu_new":
-        raise UserError(f"{folder} holds a {hf.get('model_type')} model; only GPT-2 checkpoints load here.")
+    gelu_forms = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "exact"}
+    gelu = gelu_forms.get(hf.get("activation_function", "gelu_new"))
+    if hf.get("model_type", "gpt2") != "gpt2" or gelu is None:
+        raise UserError(f"{folder} holds a {hf.get('model_type')} model with {hf.get('activation_function')}; "
+                        f"only GPT-2 checkpoints load here.")
     cfg = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
-                    n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=True, attention=attention)
+                    n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=True, attention=attention,
+                    gelu=gelu)
     model = GPT(cfg)
     ours = model.state_dict()
     theirs = {}
@@ -100,7 +104,8 @@ def export_hf_gpt2(model: GPT, folder: str | Path, vocab_size: int | None = None
     config = {
         "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": vocab_size,
         "n_positions": cfg.block_size, "n_ctx": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
-        "n_head": cfg.n_head, "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+        "n_head": cfg.n_head, "n_inner": None,
+        "activation_function": "gelu_new" if cfg.gelu == "tanh" else "gelu", "layer_norm_epsilon": 1e-5,
         "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
         "tie_word_embeddings": True, "bos_token_id": 50256, "eos_token_id": 50256,
     }

@@ -38,6 +38,7 @@ class GPTConfig:
     position: Literal["learned", "rope"] = "learned"
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     mlp: Literal["gelu", "swiglu"] = "gelu"
+    gelu: Literal["tanh", "exact"] = "tanh"  # GPT-2 used the tanh approximation; exact erf is faster on CPUs
 
 
 class RMSNorm(nn.Module):
@@ -140,7 +141,7 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.swiglu = cfg.mlp == "swiglu"
+        self.swiglu, self.gelu = cfg.mlp == "swiglu", cfg.gelu
         # SwiGLU has three matrices; 2/3 of the width keeps the parameter count of the GELU MLP.
         hidden = 4 * cfg.n_embd if not self.swiglu else int(8 * cfg.n_embd / 3)
         self.c_fc = nn.Linear(cfg.n_embd, hidden * (2 if self.swiglu else 1), bias=cfg.bias)
@@ -153,7 +154,7 @@ class MLP(nn.Module):
             gate, up = h.chunk(2, dim=-1)
             h = F.silu(gate) * up  # (B, T, H)
         else:
-            h = F.gelu(h, approximate="tanh")  # GPT-2's GELU
+            h = F.gelu(h, approximate="tanh" if self.gelu == "tanh" else "none")
         return self.dropout(self.c_proj(h))  # (B, T, C)
 
 

@@ -45,15 +45,6 @@ def load_model(source: str | Path, device: torch.device | str = "cpu", **overrid
     return model.to(device), Tokenizer.from_json(state["tokenizer"])
 
 
-def latest_run() -> Path:
-    """The most recently trained stage 5 run (for commands given no --checkpoint)."""
-    runs = sorted(Path("runs", STAGE).glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise UserError(f"no trained model in runs/{STAGE}; train one first (python -m {STAGE}.train) "
-                        f"or pass --checkpoint PATH.")
-    return runs[-1].parent
-
-
 def build_model(cfg: GPTTrainConfig, corpus: Corpus) -> GPT:
     """A fresh GPT of the config's shape, or one initialised from --init_from."""
     if cfg.init_from == "scratch":

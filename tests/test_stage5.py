@@ -10,7 +10,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss
 
+from shared.cli import UserError
 from stage5_gpt import evaluate as stage5_evaluate
 from stage5_gpt import generate as stage5_generate
 from stage5_gpt import info as stage5_info
@@ -106,7 +108,7 @@ def test_a_model_without_biases_exports_exactly(tmp_path):
     transformers = pytest.importorskip("transformers")
     from stage5_gpt.hf import export_hf_gpt2
 
-    ours = make(replace(SMALL, bias=False))
+    ours = make(replace(SMALL, bias=False, gelu="exact"))  # our presets' form: exports as "gelu"
     export_hf_gpt2(ours, tmp_path / "exported")
     theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "exported").eval()
     idx = torch.randint(0, 50, (2, 16))
@@ -125,24 +127,15 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_preset_trains_and_records_its_numbers(tiny_run):
     out, record = tiny_run
-    rows = list(csv.DictReader(open(out / "history.csv")))
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) - 0.5
+    first, last = first_and_last_train_loss(out)
+    assert last < first - 0.5
     assert record["val_loss"] < 3.5 < 4.23  # ln(69): a uniform guess over the characters
     assert record["task"] == "language_model" and record["val_bpc"] == pytest.approx(record["val_loss"] / 0.693147)
     assert json.loads((out / "metrics.json").read_text())["tokens_per_sec"] > 0
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    # A constant learning rate, so a 10-step run is the first half of a 20-step run.
-    flags = ["--preset", "tiny", "--eval_interval", "10", "--dropout", "0.1", "--lr_schedule", "constant",
-             "--warmup_steps", "0"]
-    stage5_train.main([*flags, "--out_dir", str(tmp_path / "whole"), "--max_steps", "20"])
-    stage5_train.main([*flags, "--out_dir", str(tmp_path / "split"), "--max_steps", "10"])
-    stage5_train.main([*flags, "--out_dir", str(tmp_path / "split"), "--max_steps", "20", "--resume"])
-    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
-    split = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
-    for key in whole:
-        torch.testing.assert_close(whole[key], split[key], rtol=0, atol=1e-6)
+    check_resume_equals_uninterrupted(stage5_train.main, tmp_path, "--dropout", "0.1")
 
 
 def test_generate_is_reproducible_and_streams(tiny_run, capsys):
@@ -194,6 +187,16 @@ def test_bad_inputs_fail_with_one_sentence(tmp_path):
         done = run_cli(*args)
         assert done.returncode == code, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_init_from_a_run_continues_from_its_weights(tiny_run, tmp_path):
+    out, record = tiny_run
+    again = stage5_train.main(["--preset", "tiny", "--init_from", str(out), "--max_steps", "1", "--lr", "1e-9",
+                               "--out_dir", str(tmp_path / "again")])
+    assert again["val_loss"] == pytest.approx(record["val_loss"], abs=1e-3)  # one step at lr 1e-9 changes nothing
+    with pytest.raises(UserError, match="tokenizer"):
+        stage5_train.main(["--preset", "tiny", "--init_from", str(out), "--dataset", "the_verdict",
+                           "--out_dir", str(tmp_path / "other")])
 
 
 def test_own_text_file_trains_with_gpt2_bpe(tmp_path):

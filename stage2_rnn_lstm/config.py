@@ -1,0 +1,78 @@
+"""Stage 2 config: recurrent language models, every field a flag, with named presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.cli import check
+from shared.train import TrainConfig
+from stage2_rnn_lstm.model import RNNConfig
+
+
+@dataclass(frozen=True)
+class RNNTrainConfig(TrainConfig):
+    dataset: Literal["tinyshakespeare", "wikitext2"] = field(
+        default="tinyshakespeare", metadata={"help": "default: Tiny Shakespeare for characters, WikiText-2 for words"})
+    vocab_type: Literal["char", "word"] = "char"
+    model_type: Literal["rnn", "gru", "lstm"] = "lstm"
+    embed_dim: int = 128
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.2
+    seq_len: int = field(default=100, metadata={"help": "steps of backpropagation through time per batch"})
+    fast: bool = field(default=True, metadata={"help": "nn.LSTM/GRU/RNN (fast) or the cells written out (--no-fast)"})
+    tie_weights: bool = field(default=False, metadata={"help": "share embedding and output weights"})
+    min_freq: int = field(default=1, metadata={"help": "word level: rarer training words become <unk>"})
+    eval_streams: int = field(default=8, metadata={"help": "parallel streams the val/test text is cut into"})
+    eval_tokens: int = field(
+        default=0, metadata={"help": "periodic evals score the first N val tokens (0 = all); the final one all"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.embed_dim >= 1 and self.hidden_size >= 1 and self.num_layers >= 1,
+              "--embed_dim, --hidden_size and --num_layers must be at least 1")
+        check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
+        check(self.seq_len >= 1 and self.eval_streams >= 1, "--seq_len and --eval_streams must be at least 1")
+        check(self.eval_tokens >= 0, "--eval_tokens must be >= 0")
+        check(not self.tie_weights or self.embed_dim == self.hidden_size,
+              f"--tie_weights needs --embed_dim equal to --hidden_size ({self.embed_dim} != {self.hidden_size})")
+        check(self.min_freq >= 1, "--min_freq must be at least 1")
+
+    def run_dir(self, stage: str):
+        if not self.run_name and not self.out_dir:
+            name = f"{self.dataset}-{self.model_type}-{self.preset}" + ("" if self.seed == 1337 else f"-s{self.seed}")
+            object.__setattr__(self, "run_name", name)
+        return super().run_dir(stage)
+
+    def model_config(self, vocab_size: int) -> RNNConfig:
+        return RNNConfig(vocab_size=vocab_size, cell=self.model_type, embed_dim=self.embed_dim,
+                         hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,
+                         fast=self.fast, tie_weights=self.tie_weights)
+
+
+def default_dataset(argv: list[str]) -> list[str]:
+    """`--vocab_type word` without `--dataset` means WikiText-2 (so its preset settings apply too)."""
+    words = "--vocab_type=word" in argv or any(a == "--vocab_type" and b == "word" for a, b in zip(argv, argv[1:]))
+    has_dataset = any(a == "--dataset" or a.startswith("--dataset=") for a in argv)
+    return [*argv, "--dataset", "wikitext2"] if words and not has_dataset else argv
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(preset="tiny", embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, seq_len=16, batch_size=8,
+                 max_steps=60, lr=1e-2, eval_interval=30, log_interval=10, eval_streams=4, eval_tokens=4096),
+    # char-rnn's 2 x 512 LSTM. On 2 CPU cores it trains at ~10k characters/s whatever the batch
+    # (the matrix products run near the cores' peak), so 2600 steps of 32 x 100 (8.3 epochs) fit in 15 minutes.
+    "cpu": dict(preset="cpu", embed_dim=64, hidden_size=512, num_layers=2, dropout=0.2, seq_len=100, batch_size=32,
+                max_steps=2600, lr=2e-3, min_lr_ratio=0.05, warmup_steps=100, grad_clip=1.0, eval_interval=325,
+                log_interval=50,
+                by_dataset={"wikitext2": dict(embed_dim=256, hidden_size=256, num_layers=2, tie_weights=True,
+                                              dropout=0.3, seq_len=35, batch_size=32, max_steps=0, epochs=1,
+                                              lr=3e-3, eval_interval=500, eval_tokens=50_000)}),
+}
+PRESETS["gpu"] = {**PRESETS["cpu"], "preset": "gpu", "hidden_size": 1024, "num_layers": 3, "batch_size": 128,
+                  "dropout": 0.3, "max_steps": 0, "epochs": 30,
+                  "by_dataset": {"wikitext2": dict(embed_dim=650, hidden_size=650, num_layers=2, tie_weights=True,
+                                                   dropout=0.5, seq_len=35, batch_size=20, max_steps=0,
+                                                   epochs=20, lr=2e-3,
+                                                   eval_interval=2000)}}

@@ -1,0 +1,79 @@
+"""Loss, perplexity and bits per character (or per word) of a trained model on val/test.
+
+    python -m stage2_rnn_lstm.evaluate --checkpoint runs/stage2_rnn_lstm/tinyshakespeare-lstm-cpu
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from shared.checkpoint import latest_run
+from shared.cli import parse_config, run_main
+from shared.records import write_json
+from shared.train import resolve_device
+from stage2_rnn_lstm.data import load_streams
+from stage2_rnn_lstm.train import STAGE, lm_metrics, load_model, score
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    checkpoint: str = field(default="", metadata={"help": "a run folder or .pt file; default: the latest run"})
+    split: Literal["val", "test", "all"] = "all"
+    eval_streams: int = field(default=1, metadata={"help": "1: the whole text as one stream (exact, slower)"})
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+
+def lstm_gates(model, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The first layer's gate activations at every step, computed from the weights (either path):
+    LSTM -> input, forget, output gates; GRU -> reset, update gates. Each (T, H), for one sequence."""
+    w_ih, w_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
+    b_ih, b_hh = model.rnn.bias_ih_l0, model.rnn.bias_hh_l0
+    x_proj = model.embedding(idx[0]) @ w_ih.t() + b_ih  # (T, gates*H)
+    H = model.cfg.hidden_size
+    h, c = torch.zeros(H), torch.zeros(H)
+    names = {"lstm": ["input", "forget", "output"], "gru": ["reset", "update"]}[model.cfg.cell]
+    gates = {name: [] for name in names}
+    with torch.no_grad():
+        for t in range(idx.size(1)):
+            pre_h = h @ w_hh.t() + b_hh
+            if model.cfg.cell == "lstm":
+                i, f, g, o = (x_proj[t] + pre_h).chunk(4)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                for name, value in zip(names, (i, f, o)):
+                    gates[name].append(torch.sigmoid(value))
+            else:
+                xr, xz, xn = x_proj[t].chunk(3)
+                hr, hz, hn = pre_h.chunk(3)
+                r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+                gates["reset"].append(r)
+                gates["update"].append(z)
+    return {name: torch.stack(values) for name, values in gates.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    cfg = parse_config(EvalConfig, {}, argv, prog=f"python -m {STAGE}.evaluate",
+                       description="Loss, perplexity and bits per token of a trained recurrent LM.")
+    source = Path(cfg.checkpoint) if cfg.checkpoint else latest_run(STAGE)
+    model, vocab, train_cfg = load_model(source, resolve_device(cfg.device))
+    streams = load_streams(train_cfg["dataset"], train_cfg["vocab_type"], train_cfg.get("min_freq", 1))
+    results: dict[str, float] = {}
+    for split in [s for s in ("val", "test") if s in streams.splits and cfg.split in (s, "all")]:
+        nats, count = score(model, streams.splits[split], cfg.eval_streams)
+        results.update(lm_metrics(split, nats, count, train_cfg["vocab_type"]))
+    print(f"{source} ({train_cfg['model_type']} on {train_cfg['dataset']}, {train_cfg['vocab_type']}s):")
+    for key, value in results.items():
+        print(f"  {key:24s} {value:.4f}")
+    folder = source if source.is_dir() else source.parent
+    write_json(folder / "eval.json", {"checkpoint": str(source), "eval_streams": cfg.eval_streams, **results})
+    return results
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,149 @@
+"""Recurrent language models written from their equations: a vanilla RNN, a GRU and an LSTM.
+
+    tokens (B, T) -> embedding -> [recurrent layer] x num_layers -> dropout -> linear -> logits (B, T, V)
+
+Each cell is a few lines of its equations; `Recurrent` unrolls a cell over time, layer by layer,
+with dropout between layers. The parameters have PyTorch's names and layouts (`weight_ih_l0`,
+`weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, gates stacked in PyTorch's order), so a state dict moves
+between the teaching path and the fast path (`nn.RNN` / `nn.GRU` / `nn.LSTM`, `--fast`) unchanged;
+a test checks both give the same outputs and hidden states within 1e-5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # h (L, B, H), or (h, c) for the LSTM
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def rnn_cell(x_proj: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """h' = tanh(W_ih x + b_ih + W_hh h + b_hh); x_proj = W_ih x + b_ih is precomputed for all steps."""
+    return torch.tanh(x_proj + h @ w_hh.t() + b_hh)  # (B, H)
+
+
+def gru_cell(x_proj: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """r = σ(.), z = σ(.): reset and update gates; n = tanh(W_in x + r * (W_hn h)); h' = (1 - z) n + z h."""
+    xr, xz, xn = x_proj.chunk(3, dim=-1)  # 3 x (B, H)
+    hr, hz, hn = (h @ w_hh.t() + b_hh).chunk(3, dim=-1)  # 3 x (B, H)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)  # the reset gate decides how much of the past the candidate sees
+    return (1 - z) * n + z * h  # (B, H): z near 1 copies the old state through: a gradient highway
+
+
+def lstm_cell(x_proj: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_hh: torch.Tensor,
+              b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """i, f, o = σ(.): input, forget, output gates; g = tanh(.); c' = f c + i g; h' = o tanh(c')."""
+    h, c = state
+    i, f, g, o = (x_proj + h @ w_hh.t() + b_hh).chunk(4, dim=-1)  # 4 x (B, H), PyTorch's gate order
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # the cell state changes additively
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, c  # (B, H), (B, H)
+
+
+CELLS = {"rnn": rnn_cell, "gru": gru_cell, "lstm": lstm_cell}
+
+
+class Recurrent(nn.Module):
+    """A multi-layer recurrent network unrolled in Python, parameter for parameter like nn.RNN/GRU/LSTM
+    with batch_first=True."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float):
+        super().__init__()
+        self.cell, self.hidden_size, self.num_layers, self.dropout = cell, hidden_size, num_layers, dropout
+        gates = GATES[cell] * hidden_size
+        bound = 1 / math.sqrt(hidden_size)  # PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H))
+        for layer in range(num_layers):
+            fan_in = input_size if layer == 0 else hidden_size
+            for name, shape in [("weight_ih", (gates, fan_in)), ("weight_hh", (gates, hidden_size)),
+                                ("bias_ih", (gates,)), ("bias_hh", (gates,))]:
+                self.register_parameter(f"{name}_l{layer}", nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+        """x (B, T, input) and the initial hidden state -> outputs (B, T, H) and the final hidden state."""
+        step = CELLS[self.cell]
+        finals = []
+        for layer in range(self.num_layers):
+            w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
+            b_ih, b_hh = getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}")
+            x_proj = x @ w_ih.t() + b_ih  # (B, T, gates*H): the input's share, for all steps in one matmul
+            state = (hidden[0][layer], hidden[1][layer]) if self.cell == "lstm" else hidden[layer]
+            outputs = []
+            for t in range(x.size(1)):  # the recurrence itself is sequential
+                state = step(x_proj[:, t], state, w_hh, b_hh)
+                outputs.append(state[0] if self.cell == "lstm" else state)
+            x = torch.stack(outputs, dim=1)  # (B, T, H)
+            if layer < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, self.training)
+            finals.append(state)
+        if self.cell == "lstm":
+            return x, (torch.stack([h for h, _ in finals]), torch.stack([c for _, c in finals]))
+        return x, torch.stack(finals)  # (L, B, H)
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    vocab_size: int
+    cell: Literal["rnn", "gru", "lstm"] = "lstm"
+    embed_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.0
+    fast: bool = True  # nn.RNN / nn.GRU / nn.LSTM (cuDNN on GPUs) instead of the Python unrolling
+    tie_weights: bool = False  # share the embedding with the output layer (needs embed_dim == hidden_size)
+
+
+class RecurrentLM(nn.Module):
+    def __init__(self, cfg: RNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
+        if cfg.fast:
+            torch_class = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cfg.cell]
+            self.rnn = torch_class(cfg.embed_dim, cfg.hidden_size, cfg.num_layers, batch_first=True,
+                                   dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        else:
+            self.rnn = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+        if cfg.tie_weights:
+            if cfg.embed_dim != cfg.hidden_size:
+                raise ValueError("tie_weights needs embed_dim == hidden_size")
+            self.decoder.weight = self.embedding.weight
+
+    def init_hidden(self, batch_size: int, device: torch.device | None = None) -> Hidden:
+        shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
+        zeros = torch.zeros(shape, device=device or self.decoder.weight.device)
+        return (zeros, zeros.clone()) if self.cfg.cell == "lstm" else zeros
+
+    def forward(self, idx: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """idx (B, T) -> logits (B, T, V) and the hidden state after the last step."""
+        if hidden is None:
+            hidden = self.init_hidden(idx.size(0), idx.device)
+        x = self.drop(self.embedding(idx))  # (B, T, E)
+        out, hidden = self.rnn(x, hidden)  # (B, T, H)
+        return self.decoder(self.drop(out)), hidden  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, generator: torch.Generator | None = None):
+        """Yield (B, 1) token ids continuing idx (B, T). The hidden state is the whole memory: after
+        reading the prompt once, each new token costs one step, however long the text gets."""
+        from shared.sampling import sample_next
+
+        logits, hidden = self(idx)
+        for _ in range(max_new_tokens):
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+            yield next_id
+            logits, hidden = self(next_id, hidden)
+
+
+def detach(hidden: Hidden) -> Hidden:
+    """Cut the graph at a batch boundary (truncated BPTT): keep the values, drop the history."""
+    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()

@@ -1,0 +1,135 @@
+"""Train a recurrent language model: `python -m stage2_rnn_lstm.train --model_type lstm --vocab_type char`.
+
+    python -m stage2_rnn_lstm.train                                   # char LSTM on Tiny Shakespeare
+    python -m stage2_rnn_lstm.train --model_type gru                  # or rnn
+    python -m stage2_rnn_lstm.train --vocab_type word                 # word LSTM on WikiText-2
+    python -m stage2_rnn_lstm.train --no-fast --preset tiny           # the cells written out in Python
+
+Truncated backpropagation through time: the hidden state is carried from each batch to the next
+(the rows continue each other) but detached, so gradients flow back at most --seq_len steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from shared.checkpoint import load_checkpoint
+from shared.cli import UserError, parse_config, run_main
+from shared.records import command_for, write_metrics
+from shared.tokenizers import Vocab
+from shared.train import count_params, make_adamw, resolve_device, seed_everything, train
+from stage2_rnn_lstm.config import PRESETS, RNNTrainConfig, default_dataset
+from stage2_rnn_lstm.data import ConsecutiveBatches, as_streams, load_streams
+from stage2_rnn_lstm.model import RecurrentLM, RNNConfig, detach
+
+STAGE = "stage2_rnn_lstm"
+
+
+def load_model(path, device: torch.device | str = "cpu", fast: bool | None = None) -> tuple[RecurrentLM, Vocab, dict]:
+    """(model, vocab, training config dict) from a run folder or checkpoint written by train."""
+    state = load_checkpoint(path, required=("model", "model_config", "vocab", "config"))
+    settings = dict(state["model_config"])
+    if fast is not None:
+        settings["fast"] = fast  # the two paths share parameter names: the same weights load into either
+    try:
+        model = RecurrentLM(RNNConfig(**settings))
+        model.load_state_dict(state["model"])
+    except (TypeError, RuntimeError):
+        raise UserError(f"checkpoint {path} does not hold a stage 2 model of this version; train it again.") from None
+    return model.to(device), Vocab.from_json(state["vocab"]), state["config"]
+
+
+@torch.no_grad()
+def score(model: RecurrentLM, ids: torch.Tensor, n_streams: int, max_tokens: int = 0,
+          seq_len: int = 200) -> tuple[float, int]:
+    """Summed cross-entropy (nats) and tokens scored over a split (or its first max_tokens), the hidden
+    state carried from start to end of each stream."""
+    device = next(model.parameters()).device
+    ids = ids[:max_tokens] if max_tokens else ids
+    was_training = model.training
+    model.eval()
+    rows = as_streams(ids, n_streams).to(device)  # (S, N/S)
+    hidden, total, count = None, 0.0, 0
+    for start in range(0, rows.size(1) - 1, seq_len):
+        x = rows[:, start:start + seq_len]
+        y = rows[:, start + 1:start + seq_len + 1]
+        x = x[:, : y.size(1)]
+        logits, hidden = model(x, hidden)
+        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+        count += y.numel()
+    model.train(was_training)
+    return total, count
+
+
+def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str) -> dict[str, float]:
+    loss = nats / tokens
+    unit = "char" if vocab_type == "char" else "word"
+    out = {f"{split}_loss": loss, f"{split}_perplexity": math.exp(loss), f"{split}_bits_per_{unit}": loss / math.log(2)}
+    if vocab_type == "char":
+        out[f"{split}_loss_per_char"] = loss
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    import sys
+
+    argv = default_dataset(list(sys.argv[1:] if argv is None else argv))
+    cfg = parse_config(RNNTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
+                       description="Train an RNN / GRU / LSTM language model.")
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    streams = load_streams(cfg.dataset, cfg.vocab_type, cfg.min_freq)
+    model = RecurrentLM(cfg.model_config(len(streams.vocab))).to(device)
+    run_dir = cfg.run_dir(STAGE)
+    print(f"{STAGE}: {cfg.model_type} on {cfg.dataset} ({cfg.vocab_type}s: {len(streams.splits['train']):,} train / "
+          f"{len(streams.splits['val']):,} val, vocab {len(streams.vocab):,}), {count_params(model):,} parameters, "
+          f"device {device}, run {run_dir}")
+
+    batches = ConsecutiveBatches(streams.splits["train"], cfg.batch_size, cfg.seq_len, device)
+    # The hidden state carried between batches. It is saved in every checkpoint (train() writes
+    # extra_state as it is at that moment), so a resumed run continues with the state it stopped in.
+    carry = {"hidden": None}
+    if cfg.resume:
+        carry["hidden"] = load_checkpoint(run_dir / "last.pt", required=("carry",))["carry"]["hidden"]
+
+    def loss_fn(m, batch):
+        x, y, starts_epoch = batch
+        hidden = None if starts_epoch else carry["hidden"]
+        logits, hidden = m(x, hidden)  # (B, T, V)
+        carry["hidden"] = detach(hidden)  # truncated BPTT: keep the state, cut the graph
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten()), y.numel()
+
+    def evaluate(m) -> dict[str, float]:
+        nats, count = score(m, streams.splits["val"], cfg.eval_streams, cfg.eval_tokens)
+        return lm_metrics("val", nats, count, cfg.vocab_type)
+
+    extra = {"model_config": asdict(model.cfg), "vocab": streams.vocab.to_json(), "carry": carry, "stage": STAGE}
+    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra,
+                   optimizer=make_adamw(model, cfg.lr, cfg.weight_decay, device), item_name="tokens")
+
+    model.load_state_dict(load_checkpoint(result.best_path)["model"])
+    scores: dict[str, float] = {}
+    for split in [s for s in ("val", "test") if s in streams.splits]:
+        nats, count = score(model, streams.splits[split], cfg.eval_streams)  # the whole split
+        scores.update(lm_metrics(split, nats, count, cfg.vocab_type))
+    record = write_metrics(run_dir, {
+        "stage": STAGE, "task": "language_model",
+        "model": f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} ({cfg.vocab_type})",
+        "dataset": cfg.dataset, "vocab_type": cfg.vocab_type, "model_type": cfg.model_type, "preset": cfg.preset,
+        "seed": cfg.seed, "params": count_params(model), "device": str(device), "steps": result.steps,
+        "train_seconds": round(result.train_seconds, 2), "tokens_per_sec": round(result.items_per_sec),
+        "interrupted": result.interrupted, **scores, "command": command_for(f"{STAGE}.train", argv),
+    })
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
+    print(f"{cfg.model_type} on {cfg.dataset}: {shown}  ({result.train_seconds:.1f} s of training)  -> {run_dir}")
+    return record
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,123 @@
+"""Stage 2: the written-out RNN/GRU/LSTM equal PyTorch's, truncated BPTT trains, generation and errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss
+
+from stage2_rnn_lstm import evaluate as stage2_evaluate
+from stage2_rnn_lstm import generate as stage2_generate
+from stage2_rnn_lstm import train as stage2_train
+from stage2_rnn_lstm.data import ConsecutiveBatches
+from stage2_rnn_lstm.model import RecurrentLM, RNNConfig
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_cells_written_out_equal_torch_modules(cell):
+    torch.manual_seed(0)
+    cfg = RNNConfig(vocab_size=30, cell=cell, embed_dim=12, hidden_size=16, num_layers=3, dropout=0.0, fast=False)
+    scratch = RecurrentLM(cfg).eval()
+    fast = RecurrentLM(RNNConfig(**{**cfg.__dict__, "fast": True})).eval()
+    fast.load_state_dict(scratch.state_dict())  # same parameter names and layouts: a straight copy
+    idx = torch.randint(0, 30, (4, 9))
+    hidden = scratch.init_hidden(4)
+    hidden = tuple(torch.randn_like(h) for h in hidden) if cell == "lstm" else torch.randn_like(hidden)
+    out_a, h_a = scratch(idx, hidden)
+    out_b, h_b = fast(idx, hidden)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-5)
+    for a, b in zip(h_a if cell == "lstm" else [h_a], h_b if cell == "lstm" else [h_b]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # And the gradients: the teaching path trains the same function.
+    out_a.sum().backward()
+    out_b.sum().backward()
+    torch.testing.assert_close(scratch.rnn.weight_hh_l0.grad, fast.rnn.weight_hh_l0.grad, rtol=0, atol=1e-4)
+
+
+def test_consecutive_batches_continue_each_other():
+    ids = torch.arange(1000)
+    batches = ConsecutiveBatches(ids, batch_size=4, seq_len=10, device=torch.device("cpu"))
+    x0, y0, first = batches(0)
+    x1, _, later = batches(1)
+    assert first and not later
+    assert torch.equal(y0[:, :-1], x0[:, 1:])  # targets are the inputs shifted by one
+    assert torch.equal(x1[:, 0], x0[:, -1] + 1)  # row r of batch 1 picks up where row r of batch 0 stopped
+    assert batches(batches.steps_per_epoch)[2]  # a new epoch starts from a fresh state
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "stage2_rnn_lstm" / "tiny"
+    record = stage2_train.main(["--preset", "tiny", "--out_dir", str(out), "--max_steps", "100"])
+    return out, record
+
+
+def test_tiny_preset_trains(tiny_run):
+    out, record = tiny_run
+    first, last = first_and_last_train_loss(out)
+    assert last < first - 0.8
+    assert record["val_loss"] < 3.3 < 4.23  # ln(69): a uniform guess over the characters
+    assert record["val_bits_per_char"] == pytest.approx(record["val_loss"] / 0.693147)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_other_cells_and_the_written_out_path_train(cell, tmp_path):
+    record = stage2_train.main(["--preset", "tiny", "--model_type", cell, "--no-fast", "--max_steps", "20",
+                                "--out_dir", str(tmp_path)])
+    assert record["model_type"] == cell and record["val_loss"] < 4.0
+
+
+def test_resume_carries_the_hidden_state(tmp_path):
+    check_resume_equals_uninterrupted(stage2_train.main, tmp_path)
+
+
+def test_generation_is_reproducible_with_a_seed(tiny_run, capsys):
+    out, _ = tiny_run
+    flags = ["--checkpoint", str(out), "--prompt", "ROMEO:", "--max_new_tokens", "50", "--seed", "3",
+             "--top_k", "10", "--top_p", "0.9"]
+    first, second = stage2_generate.main(flags), stage2_generate.main(flags)
+    assert first == second and len(first[0]) == 50
+    assert "ROMEO:" + first[0] in capsys.readouterr().out
+    assert stage2_generate.main([*flags, "--seed", "4"]) != first
+
+
+def test_evaluate_reports_loss_perplexity_and_bits(tiny_run):
+    out, record = tiny_run
+    results = stage2_evaluate.main(["--checkpoint", str(out), "--eval_streams", "4"])
+    assert results["val_perplexity"] == pytest.approx(torch.tensor(results["val_loss"]).exp().item(), rel=1e-5)
+    assert 1 < results["val_bits_per_char"] < 6
+
+
+def test_gate_activations_are_probabilities(tiny_run):
+    out, _ = tiny_run
+    model, vocab, _ = stage2_train.load_model(out)
+    gates = stage2_evaluate.lstm_gates(model.eval(), torch.tensor([vocab.encode(list("To be, or not"))]))
+    assert set(gates) == {"input", "forget", "output"}
+    assert all(g.shape == (13, model.cfg.hidden_size) and 0 <= g.min() and g.max() <= 1 for g in gates.values())
+
+
+def run_cli(*args):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_unknown_characters_are_a_clear_error(tiny_run):
+    out, _ = tiny_run
+    done = run_cli("stage2_rnn_lstm.generate", "--checkpoint", str(out), "--prompt", "ROMEO: 你好")
+    assert done.returncode == 1 and "not in the vocabulary: '你', '好'" in done.stderr
+    assert "Traceback" not in done.stderr
+    bad = run_cli("stage2_rnn_lstm.train", "--model_type", "transformer")
+    assert bad.returncode == 2 and "invalid choice: 'transformer'" in bad.stderr
+    tied = run_cli("stage2_rnn_lstm.train", "--tie_weights", "--embed_dim", "64", "--hidden_size", "128")
+    assert tied.returncode == 2 and "--tie_weights needs --embed_dim equal to --hidden_size" in tied.stderr
+
+
+def test_word_level_maps_unknown_words_to_unk(tmp_path, capsys):
+    record = stage2_train.main(["--preset", "tiny", "--vocab_type", "word", "--max_steps", "5",
+                                "--out_dir", str(tmp_path)])
+    assert record["dataset"] == "wikitext2" and "test_perplexity" in record and "val_bits_per_word" in record
+    texts = stage2_generate.main(["--checkpoint", str(tmp_path), "--prompt", "The zorblax", "--max_new_tokens", "5"])
+    assert "zorblax not in the vocabulary: read as <unk>" in capsys.readouterr().out
+    assert len(texts[0].split()) >= 1
