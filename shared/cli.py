@@ -103,8 +103,10 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
                  prog: str | None = None, description: str = "") -> C:
     """Parse `argv` into a frozen `cls`: defaults, then the preset, then the explicit flags.
 
-    A preset may hold `by_dataset`: settings that apply on top of it for one data set (small data
-    sets want more epochs and less regularisation than large ones); explicit flags still win.
+    A preset may hold `by_<field>` tables: settings that apply on top of it for one value of that
+    field, e.g. `by_dataset` (small data sets want more epochs and less regularisation than large
+    ones) or `by_vocab_type` (word-level models want another data set and shape). They apply in the
+    order written, each looking at the field's value so far; explicit flags still win.
 
     Invalid values exit 2 with one sentence (the message of the ConfigError raised in
     `__post_init__`).
@@ -115,9 +117,11 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
     if presets:
         preset = given.pop("preset", None) or default_preset(presets)
         settings = dict(presets[preset])
-        by_dataset = settings.pop("by_dataset", {})
+        tables = {key.removeprefix("by_"): settings.pop(key) for key in list(settings) if key.startswith("by_")}
         values.update(settings)
-        values.update(by_dataset.get(given.get("dataset", values.get("dataset", getattr(cls, "dataset", None))), {}))
+        for name, table in tables.items():
+            current = given.get(name, values.get(name, getattr(cls, name, None)))
+            values.update(table.get(current, {}))
         if "preset" in {f.name for f in dataclasses.fields(cls)}:
             values["preset"] = preset
     values.update(given)

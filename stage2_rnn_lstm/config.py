@@ -13,7 +13,7 @@ from stage2_rnn_lstm.model import RNNConfig
 @dataclass(frozen=True)
 class RNNTrainConfig(TrainConfig):
     dataset: Literal["tinyshakespeare", "wikitext2"] = field(
-        default="tinyshakespeare", metadata={"help": "default: Tiny Shakespeare for characters, WikiText-2 for words"})
+        default="tinyshakespeare", metadata={"help": "the presets pick WikiText-2 for --vocab_type word"})
     vocab_type: Literal["char", "word"] = "char"
     model_type: Literal["rnn", "gru", "lstm"] = "lstm"
     embed_dim: int = 128
@@ -51,28 +51,22 @@ class RNNTrainConfig(TrainConfig):
                          fast=self.fast, tie_weights=self.tie_weights)
 
 
-def default_dataset(argv: list[str]) -> list[str]:
-    """`--vocab_type word` without `--dataset` means WikiText-2 (so its preset settings apply too)."""
-    words = "--vocab_type=word" in argv or any(a == "--vocab_type" and b == "word" for a, b in zip(argv, argv[1:]))
-    has_dataset = any(a == "--dataset" or a.startswith("--dataset=") for a in argv)
-    return [*argv, "--dataset", "wikitext2"] if words and not has_dataset else argv
-
-
 PRESETS: dict[str, dict] = {
     "tiny": dict(preset="tiny", embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, seq_len=16, batch_size=8,
-                 max_steps=60, lr=1e-2, eval_interval=30, log_interval=10, eval_streams=4, eval_tokens=4096),
+                 max_steps=60, lr=1e-2, eval_interval=30, log_interval=10, eval_streams=4, eval_tokens=4096,
+                 by_vocab_type={"word": dict(dataset="wikitext2")}),
     # char-rnn's 2 x 512 LSTM. On 2 CPU cores it trains at ~10k characters/s whatever the batch
     # (the matrix products run near the cores' peak), so 2600 steps of 32 x 100 (8.3 epochs) fit in 15 minutes.
     "cpu": dict(preset="cpu", embed_dim=64, hidden_size=512, num_layers=2, dropout=0.2, seq_len=100, batch_size=32,
                 max_steps=2600, lr=2e-3, min_lr_ratio=0.05, warmup_steps=100, grad_clip=1.0, eval_interval=325,
                 log_interval=50,
-                by_dataset={"wikitext2": dict(embed_dim=256, hidden_size=256, num_layers=2, tie_weights=True,
-                                              dropout=0.3, seq_len=35, batch_size=32, max_steps=0, epochs=1,
-                                              lr=3e-3, eval_interval=500, eval_tokens=50_000)}),
+                # --vocab_type word: WikiText-2 (unless --dataset says otherwise) and a word-sized model.
+                by_vocab_type={"word": dict(dataset="wikitext2", embed_dim=256, hidden_size=256, num_layers=2,
+                                            tie_weights=True, dropout=0.3, seq_len=35, batch_size=32, max_steps=0,
+                                            epochs=1, lr=3e-3, eval_interval=500, eval_tokens=50_000)}),
 }
 PRESETS["gpu"] = {**PRESETS["cpu"], "preset": "gpu", "hidden_size": 1024, "num_layers": 3, "batch_size": 128,
                   "dropout": 0.3, "max_steps": 0, "epochs": 30,
-                  "by_dataset": {"wikitext2": dict(embed_dim=650, hidden_size=650, num_layers=2, tie_weights=True,
-                                                   dropout=0.5, seq_len=35, batch_size=20, max_steps=0,
-                                                   epochs=20, lr=2e-3,
-                                                   eval_interval=2000)}}
+                  "by_vocab_type": {"word": dict(dataset="wikitext2", embed_dim=650, hidden_size=650, num_layers=2,
+                                                 tie_weights=True, dropout=0.5, seq_len=35, batch_size=20,
+                                                 max_steps=0, epochs=20, lr=2e-3, eval_interval=2000)}}

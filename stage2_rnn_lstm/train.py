@@ -23,7 +23,7 @@ from shared.cli import UserError, parse_config, run_main
 from shared.records import command_for, write_metrics
 from shared.tokenizers import Vocab
 from shared.train import count_params, make_adamw, resolve_device, seed_everything, train
-from stage2_rnn_lstm.config import PRESETS, RNNTrainConfig, default_dataset
+from stage2_rnn_lstm.config import PRESETS, RNNTrainConfig
 from stage2_rnn_lstm.data import ConsecutiveBatches, as_streams, load_streams
 from stage2_rnn_lstm.model import RecurrentLM, RNNConfig, detach
 
@@ -76,9 +76,6 @@ def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str) -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    import sys
-
-    argv = default_dataset(list(sys.argv[1:] if argv is None else argv))
     cfg = parse_config(RNNTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an RNN / GRU / LSTM language model.")
     seed_everything(cfg.seed)

@@ -14,13 +14,12 @@ from typing import Literal
 
 import torch
 
-from shared.checkpoint import latest_run, load_checkpoint
+from shared.checkpoint import latest_run
 from shared.cli import UserError, check, config_from_dict, parse_config, run_main
 from shared.records import write_json
 from shared.train import resolve_device
 from stage5_gpt.config import GPTTrainConfig
 from stage5_gpt.data import load_corpus
-from stage5_gpt.hf import is_hf_folder
 from stage5_gpt.train import STAGE, load_model, score_split
 
 
@@ -42,11 +41,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                        description="Loss and perplexity of a trained GPT on val and test.")
     source = Path(cfg.checkpoint) if cfg.checkpoint else latest_run(STAGE)
     device = resolve_device(cfg.device)
-    model, tokenizer = load_model(source, device)
-    if is_hf_folder(source):
+    model, tokenizer, saved = load_model(source, device)
+    if saved is None:  # a Hugging Face GPT-2 folder
         train_cfg = GPTTrainConfig(dataset=cfg.dataset or "wikitext2", tokenizer="gpt2")
     else:
-        saved = load_checkpoint(source, required=("config",))["config"]
         train_cfg = config_from_dict(GPTTrainConfig, {**saved, **({"dataset": cfg.dataset} if cfg.dataset else {})})
     block = cfg.block_size or model.cfg.block_size
     check(block <= model.cfg.block_size, f"--block_size must be at most the model's context ({model.cfg.block_size})")
@@ -68,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     for key, value in results.items():
         print(f"  {key:24s} {value:.4f}")
     folder = source if source.is_dir() else source.parent
-    if not is_hf_folder(source):
+    if saved is not None:  # a run folder: keep the numbers beside it
         write_json(folder / f"eval-{train_cfg.dataset}.json", {"checkpoint": str(source), **results})
     return results
 

@@ -38,7 +38,7 @@ def sample(model, tokenizer, cfg: GPTGenerateConfig, prompt: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> list[str]:
     cfg = parse_config(GPTGenerateConfig, {}, argv, prog=f"python -m {STAGE}.generate",
                        description="Sample text from a trained GPT (or a Hugging Face GPT-2 folder).")
-    model, tokenizer = load_model(cfg.checkpoint or latest_run(STAGE), resolve_device(cfg.device))
+    model, tokenizer, _ = load_model(cfg.checkpoint or latest_run(STAGE), resolve_device(cfg.device))
     return run_prompts(cfg, lambda prompt: sample(model.eval(), tokenizer, cfg, prompt))
 
 

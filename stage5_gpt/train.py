@@ -28,21 +28,23 @@ from stage5_gpt.model import GPT, GPTConfig
 STAGE = "stage5_gpt"
 
 
-def load_model(source: str | Path, device: torch.device | str = "cpu", **overrides) -> tuple[GPT, Tokenizer | None]:
-    """A GPT from a stage 5 run folder / checkpoint file or a Hugging Face GPT-2 folder, and its tokenizer.
+def load_model(source: str | Path, device: torch.device | str = "cpu",
+               **overrides) -> tuple[GPT, Tokenizer, dict | None]:
+    """A GPT from a stage 5 run folder / checkpoint file or a Hugging Face GPT-2 folder, its tokenizer,
+    and the training config it was saved with (None for a Hugging Face folder).
 
     `overrides` change run-time options of the model config (dropout, attention).
     """
     if is_hf_folder(source):
         model = load_hf_gpt2(source, **overrides)
-        return model.to(device), Tokenizer("gpt2")
-    state = load_checkpoint(source, required=("model", "model_config", "tokenizer"))
+        return model.to(device), Tokenizer("gpt2"), None
+    state = load_checkpoint(source, required=("model", "model_config", "tokenizer", "config"))
     try:
         model = GPT(GPTConfig(**{**state["model_config"], **overrides}))
         model.load_state_dict(state["model"])
     except (TypeError, RuntimeError):
         raise UserError(f"checkpoint {source} does not hold a stage 5 GPT of this version; train it again.") from None
-    return model.to(device), Tokenizer.from_json(state["tokenizer"])
+    return model.to(device), Tokenizer.from_json(state["tokenizer"]), state["config"]
 
 
 def build_model(cfg: GPTTrainConfig, corpus: Corpus) -> GPT:
@@ -52,7 +54,7 @@ def build_model(cfg: GPTTrainConfig, corpus: Corpus) -> GPT:
         if corpus.tokenizer.kind == "gpt2":
             vocab = 50304  # 50257 rounded up to a multiple of 64: faster matmuls; the extra rows are never targets
         return GPT(cfg.model_config(vocab))
-    model, tokenizer = load_model(cfg.init_from, dropout=cfg.dropout, attention=cfg.attention)
+    model, tokenizer, _ = load_model(cfg.init_from, dropout=cfg.dropout, attention=cfg.attention)
     if tokenizer.to_json() != corpus.tokenizer.to_json():
         raise UserError(f"--init_from {cfg.init_from} was trained with the {tokenizer.kind} tokenizer of another text; "
                         f"use a model with the same tokenizer as --dataset {cfg.dataset} --tokenizer {cfg.tokenizer}.")
