@@ -29,6 +29,14 @@ def test_preset_then_flags():
     assert (cfg.preset, cfg.batch_size, cfg.lr, cfg.mode, cfg.compile) == ("tiny", 2, 0.25, "b", True)
 
 
+def test_preset_tables_by_field_value_apply_before_the_flags():
+    presets = {"cpu": {"batch_size": 16, "by_mode": {"b": {"batch_size": 4, "lr": 0.3}}}}
+    assert parse_config(Toy, presets, []).batch_size == 16  # mode a: no table entry
+    cfg = parse_config(Toy, presets, ["--mode", "b"])
+    assert (cfg.batch_size, cfg.lr) == (4, 0.3)
+    assert parse_config(Toy, presets, ["--mode", "b", "--lr", "0.7"]).lr == 0.7  # an explicit flag wins
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["--bogus", "1"], "unknown flag(s): --bogus 1"),
     (["--batch_size", "x"], "--batch_size takes an integer, not 'x'"),
