@@ -114,8 +114,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     test = score(model, data.encoded["test"], data.splits["test"].labels)
     val = score(model, data.encoded["val"], data.splits["val"].labels)
+    model_name = "MLP over a bag of words" if cfg.ngrams == 1 else f"MLP over 1-{cfg.ngrams}gram bag"
     record = write_metrics(run_dir, {
-        "stage": STAGE, "task": "classification", "model": f"MLP over 1-{cfg.ngrams}gram bag",
+        "stage": STAGE, "task": "classification", "model": model_name,
         "dataset": cfg.dataset, "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model),
         "device": str(device), "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
         "samples_per_sec": round(result.items_per_sec, 1), "val_accuracy": val["accuracy"],
