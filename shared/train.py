@@ -312,12 +312,15 @@ def train(
             window_steps += 1
             bar.update(1)
 
-            if world > 1 and step % cfg.log_interval == 0:  # every process must stop at the same step
-                flag = torch.tensor(float(stop.requested), device=device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                stop.requested = bool(flag.item())
-            is_eval = step % eval_interval == 0 or step == total_steps or (stop.requested and world == 1)
-            if step % cfg.log_interval == 0 or is_eval or stop.requested:
+            stopping = stop.requested
+            if world > 1:  # every process must stop at the same step: they agree at log steps
+                stopping = False
+                if step % cfg.log_interval == 0:
+                    flag = torch.tensor(float(stop.requested), device=device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    stopping = bool(flag.item())
+            is_eval = step % eval_interval == 0 or step == total_steps or (stopping and world == 1)
+            if step % cfg.log_interval == 0 or is_eval or stopping:
                 if world > 1:
                     torch.distributed.all_reduce(window_loss)  # the sum over processes (gloo has no AVG)
                     window_loss /= world
@@ -358,7 +361,7 @@ def train(
                     checkpoint(last_path)
                     save_records()
                 t_mark = time.perf_counter()
-            if stop.requested:
+            if stopping:
                 if not is_eval:  # a distributed stop lands on a log step: save there
                     checkpoint(last_path)
                 interrupted = True
