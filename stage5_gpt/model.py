@@ -131,7 +131,8 @@ class CausalSelfAttention(nn.Module):
             if T == S:  # no cache, or a first chunk: the plain causal mask (flash attention)
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
             else:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S, x.device), dropout_p=drop)
+                mask = None if T == 1 else causal_mask(T, S, x.device)  # one new token may see every key
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
