@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from shared.cli import check
@@ -39,11 +40,12 @@ class RNNTrainConfig(TrainConfig):
               f"--tie_weights needs --embed_dim equal to --hidden_size ({self.embed_dim} != {self.hidden_size})")
         check(self.min_freq >= 1, "--min_freq must be at least 1")
 
-    def run_dir(self, stage: str):
-        if not self.run_name and not self.out_dir:
-            name = f"{self.dataset}-{self.model_type}-{self.preset}" + ("" if self.seed == 1337 else f"-s{self.seed}")
-            object.__setattr__(self, "run_name", name)
-        return super().run_dir(stage)
+    def run_dir(self, stage: str) -> Path:
+        """runs/<stage>/<dataset>-<model_type>-<preset>[-s<seed>] unless --out_dir or --run_name say otherwise."""
+        if self.run_name or self.out_dir:
+            return super().run_dir(stage)
+        return Path("runs", stage, f"{self.dataset}-{self.model_type}-{self.preset}"
+                    + ("" if self.seed == 1337 else f"-s{self.seed}"))
 
     def model_config(self, vocab_size: int) -> RNNConfig:
         return RNNConfig(vocab_size=vocab_size, cell=self.model_type, embed_dim=self.embed_dim,

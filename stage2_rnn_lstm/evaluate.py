@@ -17,6 +17,7 @@ from shared.cli import parse_config, run_main
 from shared.records import write_json
 from shared.train import resolve_device
 from stage2_rnn_lstm.data import load_streams
+from stage2_rnn_lstm.model import CELLS
 from stage2_rnn_lstm.train import STAGE, lm_metrics, load_model, score
 
 
@@ -29,32 +30,18 @@ class EvalConfig:
 
 
 def lstm_gates(model, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The first layer's gate activations at every step, computed from the weights (either path):
-    LSTM -> input, forget, output gates; GRU -> reset, update gates. Each (T, H), for one sequence."""
-    w_ih, w_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
-    b_ih, b_hh = model.rnn.bias_ih_l0, model.rnn.bias_hh_l0
-    x_proj = model.embedding(idx[0]) @ w_ih.t() + b_ih  # (T, gates*H)
-    H = model.cfg.hidden_size
-    h, c = torch.zeros(H), torch.zeros(H)
-    names = {"lstm": ["input", "forget", "output"], "gru": ["reset", "update"]}[model.cfg.cell]
-    gates = {name: [] for name in names}
+    """The first layer's gate activations at every step of one sequence idx (1, T), computed by the
+    model's own cell equations from its weights (either path): LSTM -> input, forget, output gates;
+    GRU -> reset, update gates. Each (T, H)."""
+    rnn, cell = model.rnn, CELLS[model.cfg.cell]
+    state = model.init_hidden(1, idx.device)
+    state = (state[0][0], state[1][0]) if model.cfg.cell == "lstm" else state[0]  # layer 0: (1, H)
+    record: list[dict[str, torch.Tensor]] = []
     with torch.no_grad():
+        x_proj = model.embedding(idx) @ rnn.weight_ih_l0.t() + rnn.bias_ih_l0  # (1, T, gates*H)
         for t in range(idx.size(1)):
-            pre_h = h @ w_hh.t() + b_hh
-            if model.cfg.cell == "lstm":
-                i, f, g, o = (x_proj[t] + pre_h).chunk(4)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                for name, value in zip(names, (i, f, o)):
-                    gates[name].append(torch.sigmoid(value))
-            else:
-                xr, xz, xn = x_proj[t].chunk(3)
-                hr, hz, hn = pre_h.chunk(3)
-                r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-                h = (1 - z) * torch.tanh(xn + r * hn) + z * h
-                gates["reset"].append(r)
-                gates["update"].append(z)
-    return {name: torch.stack(values) for name, values in gates.items()}
+            state = cell(x_proj[:, t], state, rnn.weight_hh_l0, rnn.bias_hh_l0, record)
+    return {name: torch.stack([step[name][0] for step in record]) for name in record[0]}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

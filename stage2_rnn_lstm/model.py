@@ -22,28 +22,36 @@ Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # h (L, B, H), or (h,
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-def rnn_cell(x_proj: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+def rnn_cell(x_proj: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+             record: list | None = None) -> torch.Tensor:
     """h' = tanh(W_ih x + b_ih + W_hh h + b_hh); x_proj = W_ih x + b_ih is precomputed for all steps."""
     return torch.tanh(x_proj + h @ w_hh.t() + b_hh)  # (B, H)
 
 
-def gru_cell(x_proj: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-    """r = σ(.), z = σ(.): reset and update gates; n = tanh(W_in x + r * (W_hn h)); h' = (1 - z) n + z h."""
+def gru_cell(x_proj: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+             record: list | None = None) -> torch.Tensor:
+    """r = σ(.), z = σ(.): reset and update gates; n = tanh(W_in x + r * (W_hn h)); h' = (1 - z) n + z h.
+    `record`, when given, collects the gates of each step (for plotting)."""
     xr, xz, xn = x_proj.chunk(3, dim=-1)  # 3 x (B, H)
     hr, hz, hn = (h @ w_hh.t() + b_hh).chunk(3, dim=-1)  # 3 x (B, H)
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
+    if record is not None:
+        record.append({"reset": r, "update": z})
     n = torch.tanh(xn + r * hn)  # the reset gate decides how much of the past the candidate sees
     return (1 - z) * n + z * h  # (B, H): z near 1 copies the old state through: a gradient highway
 
 
 def lstm_cell(x_proj: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_hh: torch.Tensor,
-              b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+              b_hh: torch.Tensor, record: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """i, f, o = σ(.): input, forget, output gates; g = tanh(.); c' = f c + i g; h' = o tanh(c')."""
     h, c = state
     i, f, g, o = (x_proj + h @ w_hh.t() + b_hh).chunk(4, dim=-1)  # 4 x (B, H), PyTorch's gate order
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # the cell state changes additively
-    h = torch.sigmoid(o) * torch.tanh(c)
+    i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+    if record is not None:
+        record.append({"input": i, "forget": f, "output": o})
+    c = f * c + i * torch.tanh(g)  # the cell state changes additively
+    h = o * torch.tanh(c)
     return h, c  # (B, H), (B, H)
 
 
