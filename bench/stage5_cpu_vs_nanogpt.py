@@ -15,7 +15,6 @@ nanoGPT's checkout is copied to a temporary folder, its data prepared from our o
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import pickle
 import re
@@ -81,6 +80,8 @@ def score_nanogpt_checkpoint(checkpoint: Path, meta_path: Path) -> float:
 
 
 def run_ours(work: Path) -> dict:
+    from shared.records import read_history
+
     out = work / "ours"
     t0 = time.perf_counter()
     # Evaluating every 100 steps (evals are not counted as training time) to see when a loss is reached.
@@ -91,8 +92,8 @@ def run_ours(work: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"our run failed:\n{done.stderr[-2000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
-    evals = [(float(r["val_loss"]), float(r["seconds"]), int(r["step"]))
-             for r in csv.DictReader(open(out / "history.csv")) if r.get("val_loss")]
+    history = read_history(out / "history.csv")
+    evals = [(r["val_loss"], r["seconds"], int(r["step"])) for r in history if "val_loss" in r]
     return {"tokens_per_sec": metrics["tokens_per_sec"], "val_loss": metrics["val_loss"], "wall_seconds": wall,
             "evals": evals}
 

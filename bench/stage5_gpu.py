@@ -14,7 +14,6 @@ It prints a summary table last and writes summary.json plus the logs to --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from shared.records import read_history  # noqa: E402
 
 TARGET_VAL = 1.47
 RUNS = Path("/tmp/stage5_gpu_runs")  # checkpoints stay out of --out (GPT-2 ones are GBs)
@@ -71,8 +72,8 @@ def train_in_process(args: list[str]) -> dict:
 
 
 def loss_fell(run_dir: Path) -> tuple[float, float]:
-    rows = list(csv.DictReader(open(run_dir / "history.csv")))
-    return float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
+    rows = read_history(run_dir / "history.csv")
+    return rows[0]["train_loss"], rows[-1]["train_loss"]
 
 
 def check_amp_paths(summary: dict, out: Path) -> None:
@@ -135,7 +136,7 @@ def gpt2_throughput(summary: dict, out: Path, name: str, flags: list[str], steps
     train_in_process(["--preset", "gpt2", "--device", "cuda", "--max_steps", str(steps), "--grad_accum", "1",
                       "--log_interval", "5", "--eval_interval", "100000", "--eval_tokens", "16384",
                       "--warmup_steps", "5", "--out_dir", str(run_dir), *flags])
-    rows = {int(r["step"]): float(r["seconds"]) for r in csv.DictReader(open(run_dir / "history.csv"))}
+    rows = {int(r["step"]): r["seconds"] for r in read_history(run_dir / "history.csv")}
     cfg = json.loads((run_dir / "config.json").read_text())
     tokens_per_step = cfg["batch_size"] * cfg["block_size"] * cfg["grad_accum"]
     summary[f"{name}_tokens_per_sec"] = round((steps - 10) * tokens_per_step / (rows[steps] - rows[10]))

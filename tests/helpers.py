@@ -1,13 +1,13 @@
 """Checks more than one stage's tests use."""
 
-import csv
-
 import torch
+
+from shared.records import read_history
 
 
 def first_and_last_train_loss(run_dir) -> tuple[float, float]:
-    rows = list(csv.DictReader(open(run_dir / "history.csv")))
-    return float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
+    rows = read_history(run_dir / "history.csv")
+    return rows[0]["train_loss"], rows[-1]["train_loss"]
 
 
 def check_resume_equals_uninterrupted(train_main, tmp_path, *flags: str) -> None:

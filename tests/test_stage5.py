@@ -1,7 +1,6 @@
 """Stage 5: the GPT's fast paths equal its teaching path, the KV cache is exact, GPT-2 weights round-trip
 through Hugging Face's format, and every command runs end to end on the tiny preset."""
 
-import csv
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import torch
 from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss
 
 from shared.cli import UserError
+from shared.records import read_history
 from stage5_gpt import evaluate as stage5_evaluate
 from stage5_gpt import generate as stage5_generate
 from stage5_gpt import info as stage5_info
@@ -218,7 +218,7 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
                           "29517", "-m", "stage5_gpt.train", *flags, "--batch_size", "4",
                           "--out_dir", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    one = [float(r["train_loss"]) for r in csv.DictReader(open(tmp_path / "one" / "history.csv"))]
-    two = [float(r["train_loss"]) for r in csv.DictReader(open(tmp_path / "two" / "history.csv"))]
+    one = [r["train_loss"] for r in read_history(tmp_path / "one" / "history.csv")]
+    two = [r["train_loss"] for r in read_history(tmp_path / "two" / "history.csv")]
     assert len(one) == len(two) == 6
     assert one == pytest.approx(two, abs=1e-4)
