@@ -52,7 +52,8 @@ class TrainConfig:
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine decays to lr * min_lr_ratio"})
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    lr_schedule: Literal["cosine", "constant", "inverse_sqrt"] = field(
+        default="cosine", metadata={"help": "after warmup: cosine decay, constant, or 1/sqrt(step) (Transformer)"})
     warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm; 0 = off"})
@@ -140,11 +141,15 @@ def make_adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.d
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Linear warmup to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio (or stay constant)."""
+    """Linear warmup to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio, constant, or inverse square
+    root: lr * sqrt(warmup / step), the schedule of "Attention Is All You Need" (Noam) with its peak
+    written as cfg.lr instead of d_model^-0.5 * warmup^-0.5."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "constant":
         return cfg.lr
+    if cfg.lr_schedule == "inverse_sqrt":
+        return cfg.lr * math.sqrt(max(1, cfg.warmup_steps) / (step + 1))
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
     min_lr = cfg.lr * cfg.min_lr_ratio
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)

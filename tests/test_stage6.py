@@ -1,9 +1,21 @@
-"""Stage 6's model: frozen parts stay frozen, LoRA starts as a no-op and merges exactly, padding is harmless."""
+"""Stage 6: frozen parts stay frozen, LoRA starts as a no-op and merges exactly, padding is harmless, and
+the train / evaluate / classify / baseline commands work (on a tiny GPT the tests pretrain themselves)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from stage5_gpt import train as stage5_train
 from stage5_gpt.model import GPT, GPTConfig
+from stage6_finetune_cls import baseline as stage6_baseline
+from stage6_finetune_cls import classify as stage6_classify
+from stage6_finetune_cls import evaluate as stage6_evaluate
+from stage6_finetune_cls import train as stage6_train
+from stage6_finetune_cls.data import ShuffledBatches, load_encoded
 from stage6_finetune_cls.model import GPTClassifier, LoRALinear, merge_lora, set_trainable, trainable_parameters
 
 CFG = GPTConfig(vocab_size=60, block_size=24, n_layer=3, n_head=2, n_embd=16)
@@ -63,3 +75,69 @@ def test_padding_does_not_change_a_prediction():
     ids = torch.randint(1, 60, (1, 6))
     padded = torch.cat([ids, torch.full((1, 9), 50256 % 60)], dim=1)
     torch.testing.assert_close(model(ids, torch.tensor([6])), model(padded, torch.tensor([6])), rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A tiny GPT pretrained (for seconds) on The Verdict with GPT-2 BPE: stands in for the WikiText-2 one."""
+    out = tmp_path_factory.mktemp("runs") / "stage5"
+    stage5_train.main(["--preset", "tiny", "--dataset", "the_verdict", "--max_steps", "30", "--out_dir", str(out)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def finetuned(pretrained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "stage6"
+    record = stage6_train.main(["--preset", "tiny", "--init_from", str(pretrained), "--trainable", "all",
+                                "--out_dir", str(out)])
+    return out, record
+
+
+def test_data_pads_to_the_longest_train_message_cut_to_the_context(pretrained):
+    model, tokenizer, _ = stage5_train.load_model(pretrained)
+    data, names, max_length = load_encoded(tokenizer, model.cfg.block_size)
+    assert names == ["ham", "spam"] and [len(data[s]) for s in ("train", "val", "test")] == [1045, 149, 300]
+    assert max_length == model.cfg.block_size  # the longest SMS is longer than the tiny context
+    assert data["train"].ids.shape == (1045, max_length) and data["train"].lengths.max() == max_length
+    ids, lengths, labels = ShuffledBatches(data["train"], 8, 0, torch.device("cpu"))(0)
+    assert ids.shape == (8, int(lengths.max())) and labels.shape == (8,)
+
+
+def test_tiny_preset_beats_chance_and_records_the_run(finetuned):
+    _, record = finetuned
+    assert record["test_accuracy"] > 0.6
+    assert record["trainable_params"] == record["params"] and record["trainable"] == "all"
+
+
+def test_evaluate_and_classify(finetuned, capsys):
+    out, record = finetuned
+    results = stage6_evaluate.main(["--checkpoint", str(out), "--device", "cpu"])
+    assert results["test"]["accuracy"] == pytest.approx(record["test_accuracy"])
+    label, prob = stage6_classify.main(["You won a prize! Call now", "--checkpoint", str(out)])
+    assert label in ("ham", "spam") and 0.5 <= prob <= 1
+
+
+def test_lora_run_saves_adapters_that_load_back(pretrained, tmp_path):
+    record = stage6_train.main(["--preset", "tiny", "--init_from", str(pretrained), "--trainable", "lora",
+                                "--max_steps", "20", "--out_dir", str(tmp_path)])
+    assert record["trainable_params"] < record["params"] / 10
+    results = stage6_evaluate.main(["--checkpoint", str(tmp_path), "--split", "test", "--device", "cpu"])
+    assert results["test"]["accuracy"] == pytest.approx(record["test_accuracy"])
+
+
+def test_random_init_keeps_the_shape_and_the_baseline_records(pretrained, tmp_path):
+    record = stage6_train.main(["--preset", "tiny", "--init_from", "random", "--random_shape", "1,2,16,32",
+                                "--max_steps", "5", "--out_dir", str(tmp_path / "random")])
+    assert record["model"].startswith("GPT random init")
+    base = stage6_baseline.main(["--out_dir", str(tmp_path / "base")])
+    assert base["test_accuracy"] > 0.9
+
+
+def test_missing_pretrained_model_says_how_to_make_it(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "stage6_finetune_cls.train", "--preset", "tiny"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 1 and "make pretrain" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,91 @@
+"""Greedy and beam-search decoding for the encoder-decoder models of stages 3 and 4.
+
+A model decodes through three methods, so one search serves the GRU and the Transformer:
+
+    state = model.decode_start(src (B, S), src_len (B,))    encode once; the decoder's starting state
+    log_probs, state = model.decode_step(prev (N,), state)  one target position: (N, V) log-probabilities
+    state = model.reorder_state(state, index (N',))         keep / repeat rows (beams) of every tensor
+
+Beam search keeps the `beam_size` best partial translations per sentence by total log-probability.
+A hypothesis that emits <eos> is finished and scored by log p / lp(length), with GNMT's length
+penalty lp(n) = ((5 + n) / 6) ** alpha (alpha = 0: raw log p, which favours short outputs). A
+sentence is done when it has `beam_size` finished hypotheses; the best of them is returned.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shared.tokenizers import BOS_ID, EOS_ID
+
+
+@torch.no_grad()
+def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, max_len: int) -> list[list[int]]:
+    """The most probable next token at every step, until <eos> (not included in the output)."""
+    state = model.decode_start(src, src_len)
+    batch = src.size(0)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
+    out = torch.zeros(batch, 0, dtype=torch.long, device=src.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    for _ in range(max_len):
+        log_probs, state = model.decode_step(prev, state)  # (B, V)
+        prev = log_probs.argmax(-1)  # (B,)
+        out = torch.cat([out, prev[:, None]], dim=1)  # (B, t)
+        done |= prev == EOS_ID
+        if done.all():
+            break
+    return [_until_eos(row) for row in out.tolist()]
+
+
+def _until_eos(ids: list[int]) -> list[int]:
+    return ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    return ((5 + length) / 6) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, beam_size: int, max_len: int,
+                alpha: float = 0.6) -> list[list[int]]:
+    """Batched beam search: all sentences and all their beams advance together as B*K rows."""
+    batch, k, device = src.size(0), beam_size, src.device
+    state = model.decode_start(src, src_len)
+    state = model.reorder_state(state, torch.arange(batch, device=device).repeat_interleave(k))  # B*K rows
+    tokens = torch.full((batch * k, 1), BOS_ID, dtype=torch.long, device=device)  # (B*K, t)
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: only the first may expand, or we get K copies
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    for _ in range(max_len):
+        log_probs, state = model.decode_step(tokens[:, -1], state)  # (B*K, V)
+        vocab = log_probs.size(-1)
+        total = (scores.view(-1, 1) + log_probs.float()).view(batch, k * vocab)  # (B, K*V)
+        # 2K candidates: even if K of them end in <eos>, K remain to continue.
+        cand_scores, cand = total.topk(2 * k, dim=-1)  # (B, 2K)
+        cand_beam, cand_token = cand // vocab, cand % vocab  # (B, 2K)
+        is_eos = cand_token == EOS_ID
+        # Finished hypotheses: <eos> among the K best candidates (a worse one would not survive anyway).
+        for b, j in (is_eos[:, :k] & torch.isfinite(cand_scores[:, :k])).nonzero().tolist():
+            if not done[b]:
+                row = b * k + int(cand_beam[b, j])
+                hyp = tokens[row, 1:].tolist()
+                finished[b].append((float(cand_scores[b, j]) / length_penalty(len(hyp) + 1, alpha), hyp))
+                done[b] = len(finished[b]) >= k
+        if all(done):
+            break
+        # The K best candidates that do not end in <eos> continue.
+        alive_scores, pick = cand_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=-1)  # (B, K)
+        rows = (torch.arange(batch, device=device)[:, None] * k + cand_beam.gather(1, pick)).view(-1)  # (B*K,)
+        tokens = torch.cat([tokens[rows], cand_token.gather(1, pick).view(-1, 1)], dim=1)  # (B*K, t+1)
+        scores = alive_scores
+        state = model.reorder_state(state, rows)
+    results = []
+    for b in range(batch):
+        if not finished[b]:  # nothing ended before max_len: the best unfinished beams compete
+            for j in range(k):
+                if torch.isfinite(scores[b, j]):
+                    hyp = tokens[b * k + j, 1:].tolist()
+                    finished[b].append((float(scores[b, j]) / length_penalty(len(hyp), alpha), hyp))
+        results.append(max(finished[b], key=lambda item: item[0])[1])
+    return results

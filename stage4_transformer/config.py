@@ -1,0 +1,54 @@
+"""Stage 4 config: the shared translation flags plus the Transformer's shape, with presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.cli import check
+from shared.translation import TranslationConfig
+
+
+@dataclass(frozen=True)
+class TransformerTrainConfig(TranslationConfig):
+    d_model: int = 256
+    n_heads: int = 8
+    n_enc_layers: int = 3
+    n_dec_layers: int = 3
+    d_ff: int = field(default=512, metadata={"help": "hidden size of the position-wise feed-forward layer"})
+    dropout: float = 0.1
+    norm_first: bool = field(default=True, metadata={"help": "pre-LN (True) or the paper's post-LN (--no-norm_first)"})
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    tie_embeddings: bool = field(default=True, metadata={"help": "share the target embedding and output matrix"})
+    attention: Literal["manual", "sdpa"] = field(
+        default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention; manual: written out"})
+    average_last: int = field(default=1, metadata={
+        "help": "average the weights of the last N evaluations (checkpoint averaging); 1 = off"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(min(self.d_model, self.n_heads, self.n_enc_layers, self.n_dec_layers, self.d_ff) >= 1,
+              "--d_model, --n_heads, --n_enc_layers, --n_dec_layers and --d_ff must be positive")
+        check(self.d_model % self.n_heads == 0, f"--d_model ({self.d_model}) must be divisible by --n_heads "
+                                                f"({self.n_heads})")
+        check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
+        check(self.max_len + 2 <= 256 and self.max_decode_len + 2 <= 256,
+              "--max_len and --max_decode_len must be at most 254 (the position table has 256 rows)")
+        check(self.average_last >= 1, "--average_last must be at least 1")
+
+
+# The Transformer's recipe: Adam betas (0.9, 0.98), warmup then 1/sqrt(step), label smoothing 0.1.
+_RECIPE = dict(lr_schedule="inverse_sqrt", label_smoothing=0.1, weight_decay=0.0, grad_clip=1.0)
+
+PRESETS: dict[str, dict] = {
+    # Seconds: tests and notebooks.
+    "tiny": dict(preset="tiny", d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, dropout=0.0,
+                 max_train_pairs=500, epochs=2, batch_size=32, lr=1e-3, warmup_steps=5, log_interval=5,
+                 max_len=20, eval_pairs=100, beam_size=3, max_decode_len=25, **_RECIPE),
+    # The shape of the published anchor (3 + 3 layers, 256 dims, 8 heads, 9M parameters), given the
+    # same training time on 2 CPU cores as stage 3's cpu preset.
+    "cpu": dict(preset="cpu", epochs=6, batch_size=64, lr=1e-3, warmup_steps=400, log_interval=50, max_len=40,
+                **_RECIPE),
+    "gpu": dict(preset="gpu", epochs=40, batch_size=128, lr=1e-3, warmup_steps=800, log_interval=50,
+                average_last=5, **_RECIPE),
+}
