@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
-.PHONY: install install-dev demo test lint results clean
+.PHONY: install install-dev demo test lint results pretrain stage6-table clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,24 @@ results: install
 	for seed in 1337 1 2; do $(PY) -m stage5_gpt.train --preset cpu --seed $$seed || exit 1; done
 	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2
 	$(PY) bench/stage5_kv_cache.py
+	$(PY) -m stage3_attention_seq2seq.train --preset cpu
+	$(PY) -m stage3_attention_seq2seq.train --preset cpu --attention_type none
+	$(PY) -m stage4_transformer.train --preset cpu
+	$(MAKE) stage6-table
 	$(PY) -m shared.report
+
+# Stage 6's default starting point: the stage 5 cpu preset pretrained on WikiText-2 (~15 min on 2 cores).
+pretrain: install
+	$(PY) -m stage5_gpt.train --dataset wikitext2 --preset cpu
+
+# Stage 6's table: every --trainable choice from the pretrained GPT, the same from random weights,
+# seeds 1 and 2 of the default run (3 seeds with the first), and the scikit-learn baseline.
+stage6-table: install
+	test -f runs/stage5_gpt/wikitext2-cpu/best.pt || $(MAKE) pretrain
+	for t in head last_block last_two_blocks all lora; do $(PY) -m stage6_finetune_cls.train --trainable $$t || exit 1; done
+	for t in head last_block all; do $(PY) -m stage6_finetune_cls.train --init_from random --trainable $$t || exit 1; done
+	for seed in 1 2; do $(PY) -m stage6_finetune_cls.train --seed $$seed || exit 1; done
+	$(PY) -m stage6_finetune_cls.baseline
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

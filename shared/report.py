@@ -1,8 +1,9 @@
 """Comparison tables from every recorded run: `python -m shared.report [--runs_dir runs]`.
 
 Reads runs/<stage>/<run>/metrics.json and prints one markdown table per task (classification:
-accuracy / macro-F1; language models: perplexity; translation: BLEU), also written to
-runs/report.md. Runs that differ only in their seed are folded into one row, mean ± std.
+accuracy / macro-F1; language models: perplexity; translation: sacreBLEU on detokenized text, and
+lowercased BLEU on tokens, "tok. BLEU"), also written to runs/report.md. Runs that differ only in
+their seed are folded into one row, mean ± std.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared.cli import UserError, parse_config, run_main
 TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("Classification (held-out split)", "classification", [
         ("accuracy", "test_accuracy", "pct"), ("macro-F1", "test_f1", "pct"),
+        ("trained params", "trainable_params", "params"),
     ]),
     ("Language models", "language_model", [
         ("val loss", "val_loss", "f3"), ("val nats/char", "val_loss_per_char", "f3"),
@@ -29,6 +31,7 @@ TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ]),
     ("Translation", "translation", [
         ("BLEU", "test_bleu", "f2"), ("BLEU beam", "test_bleu_beam", "f2"), ("chrF", "test_chrf", "f2"),
+        ("tok. BLEU", "test_bleu_tok_lower", "f2"), ("tok. BLEU beam", "test_bleu_tok_lower_beam", "f2"),
         ("tokens/s", "tokens_per_sec", "int"),
     ]),
 ]

@@ -48,6 +48,8 @@ class TrainConfig:
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     epochs: int = field(default=1, metadata={"help": "passes over the training data (ignored when max_steps > 0)"})
     max_steps: int = field(default=0, metadata={"help": "optimizer steps; 0 = derive from epochs"})
+    max_minutes: float = field(default=0.0, metadata={
+        "help": "stop once this much training time (evaluations excluded) has passed; 0 = no limit"})
     batch_size: int = 32
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
@@ -66,6 +68,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check(self.epochs >= 1 or self.max_steps >= 1, "--epochs or --max_steps must be at least 1")
         check(self.max_steps >= 0, "--max_steps must be >= 0")
+        check(self.max_minutes >= 0, "--max_minutes must be >= 0")
         check(self.batch_size >= 1, "--batch_size must be at least 1")
         check(self.grad_accum >= 1, "--grad_accum must be at least 1")
         check(self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number")
@@ -207,6 +210,7 @@ class TrainResult:
     items_per_sec: float
     interrupted: bool
     steps: int
+    out_of_time: bool = False  # stopped by --max_minutes
 
 
 def train(
@@ -284,7 +288,7 @@ def train(
 
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None if is_main else True)
     started = time.perf_counter()
-    train_seconds, items_done, interrupted = 0.0, 0, False
+    train_seconds, items_done, interrupted, out_of_time = 0.0, 0, False, False
     # The losses stay on the device and are read only at log and eval steps: reading a GPU value
     # every step would make the CPU wait for the GPU, and the GPU then waits for the CPU.
     window_loss, window_steps = torch.zeros((), device=device), 0
@@ -317,6 +321,11 @@ def train(
             window_steps += 1
             bar.update(1)
 
+            # A time budget ends the run like Ctrl-C does (save, then the caller scores the model).
+            if cfg.max_minutes and train_seconds + time.perf_counter() - t_mark >= 60 * cfg.max_minutes:
+                if not stop.requested and is_main:
+                    bar.write(f"--max_minutes {cfg.max_minutes} reached at step {step}: stopping.")
+                stop.requested = out_of_time = True
             stopping = stop.requested
             if world > 1:  # every process must stop at the same step: they agree at log steps
                 stopping = False
@@ -369,8 +378,8 @@ def train(
             if stopping:
                 if not is_eval:  # a distributed stop lands on a log step: save there
                     checkpoint(last_path)
-                interrupted = True
-                if is_main:
+                interrupted = not out_of_time
+                if is_main and interrupted:
                     bar.write(f"stopped at step {step}; saved {last_path}. "
                               f"Resume with the same command plus --resume.")
                 break
@@ -379,7 +388,7 @@ def train(
     if is_main and not best_path.exists():
         checkpoint(best_path)
     return TrainResult(history, best_path, last_path, train_seconds,
-                       items_done / max(train_seconds, 1e-9), interrupted, step)
+                       items_done / max(train_seconds, 1e-9), interrupted, step, out_of_time)
 
 
 def distributed_rank_world() -> tuple[int, int]:

@@ -144,6 +144,7 @@ def train_translation(stage: str, cfg: TranslationConfig, model: nn.Module, data
         "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model), "device": str(device),
         "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
         "tokens_per_sec": round(result.items_per_sec), "interrupted": result.interrupted,
+        "out_of_time": result.out_of_time,
         "val_bleu": max((r.get("val_bleu", 0.0) for r in result.history), default=0.0),
         "test_bleu": greedy["bleu"], "test_chrf": greedy["chrf"], "test_bleu_tok_lower": greedy["bleu_tok_lower"],
         "test_bleu_beam": beam["bleu"], "test_chrf_beam": beam["chrf"],

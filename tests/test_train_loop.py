@@ -139,3 +139,12 @@ def test_epoch_batches_cover_each_epoch_once_and_are_reproducible():
     again = EpochBatches(10, 4, seed=1)
     assert again.indices(4).tolist() == batches.indices(4).tolist()
     assert batches.indices(3).tolist() != epoch0[:4].tolist() or batches.indices(4).tolist() != epoch0[4:8].tolist()
+
+
+def test_max_minutes_stops_the_run_and_saves(tmp_path):
+    """A time budget of ~0 stops after the first step, saves last.pt and is not an interruption."""
+    from stage1_mlp import train as stage1_train
+
+    record = stage1_train.main(["--preset", "tiny", "--dataset", "trec", "--max_minutes", "1e-6",
+                                "--out_dir", str(tmp_path)])
+    assert record["steps"] == 1 and not record["interrupted"] and (tmp_path / "last.pt").exists()
