@@ -8,6 +8,7 @@ their seed are folded into one row, mean ± std.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 import statistics
@@ -84,24 +85,40 @@ def group_by_seed(runs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
+DATASET_NOTES = {
+    "tinyshakespeare": "The same validation text for every model (the last 10% of the play); "
+                       "nats per character compare character and BPE models",
+    "wikitext2": "Perplexity per token of each model's own tokenizer (words for stage 2, GPT-2 BPE for stage 5)",
+    "sms_spam": "The same balanced split (1,045 / 149 / 300 messages) for stage 1, its baseline and stage 6",
+}
+
+
 def render(runs: Sequence[dict[str, Any]]) -> str:
+    """One markdown table per task and data set, so every table compares models on the same data."""
     out = []
+    if runs:
+        machines = sorted({f"{r.get('device', '?').split(':')[0]}: {r['machine']}" for r in runs if r.get("machine")})
+        out.append(f"Rendered {_dt.date.today().isoformat()} from {len(runs)} recorded runs "
+                   f"(machines: {'; '.join(machines)}).\n")
     for title, task, columns in TABLES:
         rows = [r for r in runs if r.get("task") == task]
-        if not rows:
-            continue
-        cols = [(h, k, "s") for h, k in COMMON_HEAD] + columns + COMMON_TAIL + [("device", "device", "s")]
-        out.append(f"### {title}\n")
-        out.append("| " + " | ".join(h for h, _, _ in cols) + " | seeds | command |")
-        out.append("|" + "---|" * (len(cols) + 2))
-        for group in group_by_seed(rows):
-            cells = []
-            for _, key, kind in cols:
-                values = [r.get(key) for r in group]
-                cells.append(str(values[0] or "") if kind == "s" else _cell(values, kind))
-            command = group[0].get("command", "")
-            out.append("| " + " | ".join(cells) + f" | {len(group)} | `{command}` |")
-        out.append("")
+        for dataset in sorted({str(r.get("dataset")) for r in rows}):
+            subset = [r for r in rows if str(r.get("dataset")) == dataset]
+            cols = [(h, k, "s") for h, k in COMMON_HEAD if k != "dataset"] + columns + COMMON_TAIL + \
+                [("device", "device", "s")]
+            out.append(f"### {title}: {dataset}\n")
+            if dataset.split()[0] in DATASET_NOTES:
+                out.append(f"{DATASET_NOTES[dataset.split()[0]]}.\n")
+            out.append("| " + " | ".join(h for h, _, _ in cols) + " | seeds | command |")
+            out.append("|" + "---|" * (len(cols) + 2))
+            for group in group_by_seed(subset):
+                cells = []
+                for _, key, kind in cols:
+                    values = [r.get(key) for r in group]
+                    cells.append(str(values[0] or "") if kind == "s" else _cell(values, kind))
+                command = group[0].get("command", "")
+                out.append("| " + " | ".join(cells) + f" | {len(group)} | `{command}` |")
+            out.append("")
     return "\n".join(out) if out else "No recorded runs yet: train a stage first (see README).\n"
 
 
