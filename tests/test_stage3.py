@@ -6,9 +6,8 @@ import sys
 
 import pytest
 import torch
+from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted
 
-from shared.translation import build_data, load_pairs
-from shared.translation_run import score_split
 from stage3_attention_seq2seq import evaluate as stage3_evaluate
 from stage3_attention_seq2seq import train as stage3_train
 from stage3_attention_seq2seq import translate as stage3_translate
@@ -33,24 +32,9 @@ def test_attention_weights_sum_to_one_and_are_zero_on_padding(kind):
 
 
 def test_tiny_model_memorises_fifty_pairs():
-    torch.manual_seed(0)
-    text = load_pairs("multi30k", "en", "fr", max_train_pairs=50, seed=0)
-    text.src["val"], text.tgt["val"] = text.src["train"], text.tgt["train"]  # score what it learnt
-    data = build_data(text, min_freq=1, max_len=20)
     cfg = Seq2SeqTrainConfig(preset="tiny", max_len=20, max_decode_len=25)
-    model = Seq2Seq(Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), 64, 64, 64, 64, 0.0, "bahdanau"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    from shared.translation import pad
-
-    src, src_len = pad(data.src_ids["train"])
-    tgt, _ = pad(data.tgt_ids["train"])
-    for _ in range(150):
-        logits = model(src, src_len, tgt)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert score_split(model, data, "val", cfg)["bleu"] > 90
+    check_memorises_fifty_pairs(lambda src, tgt: Seq2Seq(Seq2SeqConfig(src, tgt, 64, 64, 64, 64, 0.0, "bahdanau")),
+                                cfg, lr=3e-3)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +64,6 @@ def test_evaluate_and_translate(tiny_run, tmp_path, capsys):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    from helpers import check_resume_equals_uninterrupted
-
     check_resume_equals_uninterrupted(stage3_train.main, tmp_path, "--max_train_pairs", "200", "--eval_pairs", "20",
                                       "--beam_size", "1")
 

@@ -3,10 +3,9 @@ equals full decoding, a tiny model memorises 50 pairs, and the commands work."""
 
 import pytest
 import torch
+from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted
 from torch import nn
 
-from shared.translation import build_data, load_pairs, pad
-from shared.translation_run import score_split
 from stage4_transformer import evaluate as stage4_evaluate
 from stage4_transformer import train as stage4_train
 from stage4_transformer import translate as stage4_translate
@@ -113,23 +112,9 @@ def test_incremental_decoding_equals_full_decoding(attention):
 
 
 def test_tiny_model_memorises_fifty_pairs():
-    torch.manual_seed(0)
-    text = load_pairs("multi30k", "en", "fr", max_train_pairs=50, seed=0)
-    text.src["val"], text.tgt["val"] = text.src["train"], text.tgt["train"]
-    data = build_data(text, min_freq=1, max_len=20)
     cfg = TransformerTrainConfig(preset="tiny", max_len=20, max_decode_len=25)
-    model = Transformer(TransformerConfig(len(data.src_vocab), len(data.tgt_vocab), d_model=64, n_heads=4,
-                                          n_enc_layers=2, n_dec_layers=2, d_ff=128, dropout=0.0))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    src, src_len = pad(data.src_ids["train"])
-    tgt, _ = pad(data.tgt_ids["train"])
-    for _ in range(150):
-        logits = model(src, src_len, tgt)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert score_split(model, data, "val", cfg)["bleu"] > 90
+    check_memorises_fifty_pairs(lambda src, tgt: Transformer(TransformerConfig(
+        src, tgt, d_model=64, n_heads=4, n_enc_layers=2, n_dec_layers=2, d_ff=128, dropout=0.0)), cfg, lr=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +136,5 @@ def test_train_evaluate_translate(tiny_run, tmp_path):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    from helpers import check_resume_equals_uninterrupted
-
     check_resume_equals_uninterrupted(stage4_train.main, tmp_path, "--max_train_pairs", "200", "--eval_pairs", "20",
                                       "--beam_size", "1")
