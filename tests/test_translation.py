@@ -27,12 +27,17 @@ def test_bleu_orders_better_translations_higher_and_records_the_signature():
     assert good["bleu_signature"].startswith("nrefs:1|case:mixed")
 
 
-def test_pairs_line_up_and_fra_eng_splits_are_disjoint():
+def test_pairs_line_up_and_fra_eng_has_a_fixed_split():
     m30k = load_pairs("multi30k", "de", "en")
     assert [len(m30k.src[s]) for s in ("train", "val", "test")] == [29000, 1014, 1000]
     assert m30k.tgt["test"][0] == load_multi30k("test_2016_flickr", "en")[0]
     small = load_pairs("multi30k", "en", "fr", max_train_pairs=50, seed=1)
     assert len(small.src["train"]) == 50 and len(small.tgt["train"]) == 50
+    tatoeba = load_pairs("fra_eng", "fr", "en")
+    sizes = [len(tatoeba.src[s]) for s in ("train", "val", "test")]
+    assert sum(sizes) == 167130 and sizes[1] == sizes[2] == 167130 // 40
+    english, french = load_pairs("fra_eng", "en", "fr"), tatoeba
+    assert english.src["test"] == french.tgt["test"] and english.tgt["val"] == french.src["val"]  # same fixed split
 
 
 class ToyDecoder(torch.nn.Module):
