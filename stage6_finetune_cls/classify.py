@@ -1,4 +1,4 @@
-"""Classify a message: `python -m stage6_finetune_cls.classify "You won a prize! Call now"`.
+"""Classify a message: `python -m stage6_finetune_cls.classify "WINNER! Call 09061701461 to claim your prize"`.
 
 Prints the label and its probability (`--checkpoint RUN` picks the model; default: the latest run).
 """
@@ -28,7 +28,7 @@ class ClassifyConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "cpu"
 
     def __post_init__(self) -> None:
-        check(bool(self.text.strip()), 'give a message to classify, e.g. classify "You won a prize! Call now"')
+        check(bool(self.text.strip()), 'give a message to classify, e.g. classify "WINNER! Call 09061701461 now"')
 
 
 def classify(model, tokenizer, names: list[str], max_length: int, texts: Sequence[str]) -> list[tuple[str, float]]:
