@@ -15,6 +15,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -206,9 +207,7 @@ class TranslationConfig(TrainConfig):
     def direction(self) -> str:
         return f"{self.src}-{self.tgt}"
 
-    def run_dir(self, stage: str):
-        from pathlib import Path
-
+    def run_dir(self, stage: str) -> Path:
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
         seed = "" if self.seed == 1337 else f"-s{self.seed}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from shared.cli import check
@@ -28,7 +29,7 @@ class Seq2SeqTrainConfig(TranslationConfig):
         check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
         check(0 <= self.teacher_forcing <= 1, "--teacher_forcing must be in [0, 1]")
 
-    def run_dir(self, stage: str):
+    def run_dir(self, stage: str) -> Path:
         path = super().run_dir(stage)
         if self.out_dir or self.run_name or self.attention_type == "bahdanau":
             return path
