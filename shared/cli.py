@@ -131,6 +131,14 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
         parser.error(str(err))
 
 
+def first_positional_as(flag: str, argv: Sequence[str] | None) -> list[str]:
+    """Let a command take its main text positionally: `cmd "some text" --x 1` == `cmd --flag "some text" --x 1`."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw and not raw[0].startswith("--"):
+        raw = [flag, raw[0], *raw[1:]]
+    return raw
+
+
 def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     """Rebuild a config saved in a checkpoint, ignoring keys an older/newer version does not know."""
     names = {f.name for f in dataclasses.fields(cls) if f.init}

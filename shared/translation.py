@@ -22,10 +22,9 @@ import torch
 
 from shared.cli import check
 from shared.data import DataError, load_fra_eng, load_multi30k
-from shared.tokenizers import BOS_ID, EOS_ID, PAD_ID, Vocab
+from shared.tokenizers import BOS_ID, EOS_ID, Vocab, pad_batch
 from shared.train import EpochBatches, TrainConfig
 
-LANGS = ("en", "de", "fr")
 SPLITS = ("train", "val", "test")
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _NO_SPACE_BEFORE = set(",.!?;:)]}%")
@@ -102,9 +101,6 @@ class TranslationData:
     src_ids: dict[str, list[list[int]]]
     tgt_ids: dict[str, list[list[int]]]
 
-    def ref_tokens(self, split: str) -> list[list[str]]:
-        return [tokenize(t) for t in self.text.tgt[split]]
-
 
 def build_data(text: ParallelText, min_freq: int, max_len: int, src_vocab: Vocab | None = None,
                tgt_vocab: Vocab | None = None) -> TranslationData:
@@ -120,11 +116,7 @@ def build_data(text: ParallelText, min_freq: int, max_len: int, src_vocab: Vocab
 
 def pad(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad with <pad> (0): (ids (B, T), lengths (B,))."""
-    lengths = torch.tensor([len(s) for s in seqs])
-    ids = torch.full((len(seqs), int(lengths.max())), PAD_ID, dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, :len(seq)] = torch.tensor(seq)
-    return ids, lengths
+    return pad_batch(seqs), torch.tensor([len(s) for s in seqs])
 
 
 class PairBatches:
@@ -140,13 +132,6 @@ class PairBatches:
         src, src_len = pad([self.src[j] for j in idx])
         tgt, _ = pad([self.tgt[j] for j in idx])
         return src.to(self.device), src_len.to(self.device), tgt.to(self.device)
-
-
-def eval_batches(ids: Sequence[Sequence[int]], batch_size: int):
-    """(start index, padded ids (B, S), lengths (B,)) over a split, in order."""
-    for start in range(0, len(ids), batch_size):
-        src, src_len = pad(ids[start:start + batch_size])
-        yield start, src, src_len
 
 
 # --------------------------------------------------------------------------- BLEU

@@ -18,7 +18,7 @@ from torch import nn
 
 from shared.beam import beam_search, greedy_decode
 from shared.checkpoint import latest_run, load_checkpoint, save_checkpoint
-from shared.cli import UserError, check, config_from_dict, parse_config
+from shared.cli import UserError, check, config_from_dict, first_positional_as, parse_config
 from shared.records import command_for, write_json, write_metrics
 from shared.tokenizers import BOS_ID, EOS_ID, PAD_ID, Vocab
 from shared.train import count_params, resolve_device, train
@@ -257,9 +257,7 @@ class TranslateConfig:
 def translate_main(stage: str, load: Loader, argv: Sequence[str] | None) -> str:
     import sys
 
-    raw = list(sys.argv[1:] if argv is None else argv)
-    if raw and not raw[0].startswith("--"):  # `translate "a man is riding a bike ."`
-        raw = ["--sentence", raw[0], *raw[1:]]
+    raw = first_positional_as("--sentence", argv)  # `translate "a man is riding a bike ."`
     args = parse_config(TranslateConfig, {}, raw, prog=f"python -m {stage}.translate",
                         description="Translate one sentence with a trained model.")
     check(bool(args.sentence.strip()), 'give a sentence to translate, e.g. translate "a man is riding a bike ."')

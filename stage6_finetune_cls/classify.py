@@ -5,7 +5,6 @@ Prints the label and its probability (`--checkpoint RUN` picks the model; defaul
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Literal
 import torch
 
 from shared.checkpoint import latest_run
-from shared.cli import check, parse_config, run_main
+from shared.cli import check, first_positional_as, parse_config, run_main
 from shared.data import LabeledTexts
 from stage6_finetune_cls.data import encode_split
 from stage6_finetune_cls.evaluate import load_classifier
@@ -40,10 +39,7 @@ def classify(model, tokenizer, names: list[str], max_length: int, texts: Sequenc
 
 
 def main(argv: Sequence[str] | None = None) -> tuple[str, float]:
-    raw = list(sys.argv[1:] if argv is None else argv)
-    if raw and not raw[0].startswith("--"):
-        raw = ["--text", raw[0], *raw[1:]]
-    args = parse_config(ClassifyConfig, {}, raw, prog=f"python -m {STAGE}.classify",
+    args = parse_config(ClassifyConfig, {}, first_positional_as("--text", argv), prog=f"python -m {STAGE}.classify",
                         description="Classify one message as ham or spam.")
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)
     model, tokenizer, names, max_length, _ = load_classifier(source, torch.device(args.device))
