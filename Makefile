@@ -22,24 +22,24 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# The quick tour, ~14 minutes on 2 CPU cores (plus ~1 minute to install): every stage on a quick run, in order, then the tables
+# The quick tour (its runs are replaced each time it runs: --overwrite), ~14 minutes on 2 CPU cores (plus ~1 minute to install): every stage on a quick run, in order, then the tables
 # (SMS spam: stage 1, its baseline and stage 6 on one split; Tiny Shakespeare: stage 2 and stage 5 on
 # one validation text; Multi30k: stage 3 and stage 4 given the same 2 minutes).
 demo: install
-	$(PY) -m stage1_mlp.train --dataset trec --preset cpu
-	$(PY) -m stage1_mlp.train --dataset sst2 --preset cpu
-	$(PY) -m stage1_mlp.train --dataset sms_spam --preset cpu
+	$(PY) -m stage1_mlp.train --dataset trec --preset cpu --overwrite
+	$(PY) -m stage1_mlp.train --dataset sst2 --preset cpu --overwrite
+	$(PY) -m stage1_mlp.train --dataset sms_spam --preset cpu --overwrite
 	$(PY) -m stage1_mlp.baseline --dataset sms_spam
-	$(PY) -m stage2_rnn_lstm.train --max_steps 300 --eval_interval 100 --run_name tinyshakespeare-lstm-quick
+	$(PY) -m stage2_rnn_lstm.train --max_steps 300 --eval_interval 100 --run_name tinyshakespeare-lstm-quick --overwrite
 	$(PY) -m stage2_rnn_lstm.generate --prompt "ROMEO:" --max_new_tokens 200
-	$(PY) -m stage3_attention_seq2seq.train --preset cpu --max_minutes 2 --beam_size 3 --run_name multi30k-en-fr-quick
+	$(PY) -m stage3_attention_seq2seq.train --preset cpu --max_minutes 2 --beam_size 3 --run_name multi30k-en-fr-quick --overwrite
 	$(PY) -m stage3_attention_seq2seq.translate "A man in a red shirt is riding a bike."
-	$(PY) -m stage4_transformer.train --preset cpu --max_minutes 2 --warmup_steps 100 --beam_size 3 --run_name multi30k-en-fr-quick
+	$(PY) -m stage4_transformer.train --preset cpu --max_minutes 2 --warmup_steps 100 --beam_size 3 --run_name multi30k-en-fr-quick --overwrite
 	$(PY) -m stage4_transformer.translate "A man in a red shirt is riding a bike."
-	$(PY) -m stage5_gpt.train --preset cpu
+	$(PY) -m stage5_gpt.train --preset cpu --overwrite
 	$(PY) -m stage5_gpt.generate --prompt "ROMEO:" --max_new_tokens 200
-	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2 --max_steps 300 --run_name wikitext2-quick
-	$(PY) -m stage6_finetune_cls.train --init_from runs/stage5_gpt/wikitext2-quick --trainable all --epochs 3 --run_name quick
+	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2 --max_steps 300 --run_name wikitext2-quick --overwrite
+	$(PY) -m stage6_finetune_cls.train --init_from runs/stage5_gpt/wikitext2-quick --trainable all --epochs 3 --run_name quick --overwrite
 	$(PY) -m stage6_finetune_cls.classify "WINNER! You have been selected to receive a £900 prize. Call 09061701461 to claim now."
 	$(PY) -m shared.report
 

@@ -38,7 +38,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for dataset in args.datasets:
         start = time.perf_counter()
-        records = [run(["stage1_mlp.train", "--dataset", dataset, "--preset", "cpu", "--seed", str(s)])
+        records = [run(["stage1_mlp.train", "--dataset", dataset, "--preset", "cpu", "--seed", str(s), "--overwrite"])
                    for s in args.seeds]
         accs = [r["test_accuracy"] for r in records]
         mean = statistics.fmean(accs)

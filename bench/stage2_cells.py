@@ -45,7 +45,7 @@ def main() -> None:
         out = Path(args.runs_dir) / "stage2_rnn_lstm" / f"tinyshakespeare-{cell}-equal-params"
         cmd = [sys.executable, "-m", "stage2_rnn_lstm.train", "--preset", "cpu", "--model_type", cell,
                "--hidden_size", str(hidden), "--max_steps", str(args.steps), "--eval_interval", "500",
-               "--out_dir", str(out)]
+               "--out_dir", str(out), "--overwrite"]
         print("$", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
         m = json.loads((out / "metrics.json").read_text())

@@ -86,7 +86,8 @@ def run_ours(work: Path) -> dict:
     t0 = time.perf_counter()
     # Evaluating every 100 steps (evals are not counted as training time) to see when a loss is reached.
     done = subprocess.run([sys.executable, "-m", "stage5_gpt.train", "--preset", "cpu", "--device", "cpu",
-                           "--eval_interval", "100", "--out_dir", str(out)], cwd=REPO, capture_output=True, text=True)
+                           "--eval_interval", "100", "--out_dir", str(out), "--overwrite"],
+                          cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     (work / "ours.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:

@@ -82,7 +82,8 @@ def check_amp_paths(summary: dict, out: Path) -> None:
         run_dir = RUNS / name
         t0 = time.perf_counter()
         train_in_process(["--preset", "tiny", "--device", "cuda", "--max_steps", "200", "--lr", "1e-2",
-                          "--log_interval", "20", "--eval_interval", "100", "--out_dir", str(run_dir), *flags])
+                          "--log_interval", "20", "--eval_interval", "100", "--out_dir", str(run_dir), "--overwrite",
+                          *flags])
         first, last = loss_fell(run_dir)
         summary[f"{name}_loss_first_last"] = [round(first, 4), round(last, 4)]
         summary[f"{name}_ok"] = last < first - 0.5
@@ -92,7 +93,8 @@ def check_amp_paths(summary: dict, out: Path) -> None:
 def time_to_target(summary: dict, out: Path, name: str, flags: list[str], timeout: float) -> None:
     """Launch the real command; note the wall time (from launch) of the first eval with val <= 1.47."""
     run_dir = RUNS / name
-    cmd = [sys.executable, "-m", "stage5_gpt.train", "--preset", "gpu", "--out_dir", str(run_dir), *flags]
+    cmd = [sys.executable, "-m", "stage5_gpt.train", "--preset", "gpu", "--out_dir", str(run_dir), "--overwrite",
+           *flags]
     t0 = time.perf_counter()
     reached, reached_step, lines = None, None, []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -135,7 +137,7 @@ def gpt2_throughput(summary: dict, out: Path, name: str, flags: list[str], steps
     t0 = time.perf_counter()
     train_in_process(["--preset", "gpt2", "--device", "cuda", "--max_steps", str(steps), "--grad_accum", "1",
                       "--log_interval", "5", "--eval_interval", "100000", "--eval_tokens", "16384",
-                      "--warmup_steps", "5", "--out_dir", str(run_dir), *flags])
+                      "--warmup_steps", "5", "--out_dir", str(run_dir), "--overwrite", *flags])
     rows = {int(r["step"]): r["seconds"] for r in read_history(run_dir / "history.csv")}
     cfg = json.loads((run_dir / "config.json").read_text())
     tokens_per_step = cfg["batch_size"] * cfg["block_size"] * cfg["grad_accum"]

@@ -2,19 +2,19 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so loading it never
 runs pickled code. Writing goes to a temporary file in the same folder and is renamed over the
-target, so a crash (or Ctrl-C) mid-write never leaves a half-written checkpoint behind.
+target (`shared.runs.atomic_write`), so a crash, a kill or a full disk mid-write never leaves a
+half-written checkpoint behind.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from shared.cli import UserError
+from shared.runs import atomic_write
 
 
 class CheckpointError(UserError):
@@ -23,15 +23,8 @@ class CheckpointError(UserError):
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as fh:
+        torch.save(state, fh)
     return path
 
 
@@ -44,14 +37,47 @@ def load_checkpoint(path: str | Path, required: tuple[str, ...] = ("model",)) ->
                               f"of an existing .pt file.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise CheckpointError(f"checkpoint {path} cannot be read: permission denied; give yourself read "
+                              f"access (chmod u+r {path}) or ask its owner.") from None
     except Exception as err:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a llm-stages checkpoint "
-                              f"({type(err).__name__}); delete it and train again.") from None
+        raise CheckpointError(f"checkpoint {path} is damaged or not a llm-stages checkpoint "
+                              f"({type(err).__name__}); train the model again to replace it.") from None
     missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it was not written by "
                               f"this stage's train command.")
     return state
+
+
+def resume_checkpoint(run_dir: Path, required: tuple[str, ...] = ("model", "optimizer", "step", "rng"),
+                      quiet: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The newest intact training checkpoint of a run folder: last.pt, or best.pt when last.pt is
+    missing or damaged (a run killed while writing its first last.pt), or when best.pt is newer."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    problems = []
+    for name in ("last.pt", "best.pt"):
+        path = run_dir / name
+        if not path.exists():
+            problems.append(f"{name} is missing")
+            continue
+        try:
+            found.append((path, load_checkpoint(path, required)))
+        except CheckpointError as err:
+            if "permission denied" in str(err):
+                raise  # the file may be fine: never step around it
+            problems.append(f"{name} is damaged")
+    if not found and all(p.endswith("missing") for p in problems):
+        raise CheckpointError(f"cannot resume: {run_dir} holds no checkpoint yet (no last.pt or best.pt); "
+                              f"train it without --resume.")
+    if not found:
+        raise CheckpointError(f"cannot resume: {run_dir} holds no intact checkpoint ({' and '.join(problems)}); "
+                              f"train it again without --resume (add --overwrite to replace what is there).")
+    path, state = max(found, key=lambda item: item[1]["step"])
+    if path.name != "last.pt" and not quiet:
+        why = next((p for p in problems if p.startswith("last.pt")), "last.pt is older")
+        print(f"resuming from {path} at step {state['step']}, the newest intact checkpoint ({why})")
+    return path, state
 
 
 def latest_run(stage: str, runs_dir: str | Path = "runs") -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import types
 import typing
@@ -147,11 +148,20 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
 
 def run_main(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> None:
     """Run a command-line `main`; a UserError becomes one sentence on stderr and exit status 1."""
+    # Ctrl-C (SIGINT) stops every command, even one started in the background by a script, where the
+    # shell would otherwise have it ignored; the training loop handles it its own way while it trains.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except OSError as err:  # a file-system failure no command anticipated: still one sentence
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}; check the path, its permissions and the free disk space.",
+              file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
-        print("\ninterrupted.", file=sys.stderr)
+        print("\ninterrupted; files already written are kept (a training run continues with --resume).",
+              file=sys.stderr)
         sys.exit(130)

@@ -18,30 +18,36 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.cli import UserError
 from shared.data import REPO_ROOT
+from shared.runs import atomic_write
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
         fh.write("\n")
-    os.replace(tmp, path)
+
+
+def write_results(path: Path, obj: Any) -> None:
+    """Save an evaluate command's results, after it printed them: when the folder cannot be written
+    (read-only, disk full) the printed numbers still stand and the sentence says what was not saved."""
+    try:
+        write_json(path, obj)
+    except UserError as err:
+        raise UserError(f"the results above were printed but not saved: {err}") from None
 
 
 def write_history(path: Path, history: Sequence[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in history:
         columns += [k for k in row if k not in columns]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
@@ -72,7 +78,8 @@ def plot_history(path: Path, history: Sequence[dict[str, Any]], title: str) -> N
         axes[0][1].plot(*zip(*acc), "o-", color="tab:green")
         axes[0][1].set(xlabel="step", ylabel="val accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_write(path, binary=True) as fh:
+        fig.savefig(fh, format="png", dpi=100)
 
 
 def git_commit() -> str | None:

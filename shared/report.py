@@ -76,11 +76,12 @@ def _cell(values: list[Any], kind: str) -> str:
 
 
 def group_by_seed(runs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Runs with the same stage, data set, model and preset, differing only in seed, share a row."""
+    """Runs with the same stage, data set, model and preset, differing only in seed, share a row.
+    Interrupted runs (Ctrl-C before the end) are never folded in with finished ones: they get their own row."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         key = (run.get("stage"), run.get("dataset"), run.get("model"), run.get("preset"),
-               re.sub(r"-s\d+$", "", run.get("run", "")))
+               re.sub(r"-s\d+$", "", run.get("run", "")), bool(run.get("interrupted")))
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
@@ -116,6 +117,9 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
                 for _, key, kind in cols:
                     values = [r.get(key) for r in group]
                     cells.append(str(values[0] or "") if kind == "s" else _cell(values, kind))
+                if group[0].get("interrupted"):  # marked: it stopped before its last step
+                    at = f" at step {group[0].get('steps')}" if len(group) == 1 and group[0].get("steps") else ""
+                    cells[cols.index(("model", "model", "s"))] += f" (interrupted{at})"
                 command = group[0].get("command", "")
                 out.append("| " + " | ".join(cells) + f" | {len(group)} | `{command}` |")
             out.append("")

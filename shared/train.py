@@ -30,9 +30,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from shared.checkpoint import load_checkpoint, save_checkpoint
-from shared.cli import ConfigError, UserError, check
+from shared import distributed
+from shared.checkpoint import resume_checkpoint, save_checkpoint
+from shared.cli import UserError, check
+from shared.devices import autocast, resolve_amp
 from shared.records import plot_history, write_history, write_json
+from shared.runs import claim_run_dir, release_run_dir
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class TrainConfig:
     log_interval: int = 50
     out_dir: str = field(default="", metadata={"help": "run folder; default runs/<stage>/<run_name>"})
     run_name: str = field(default="", metadata={"help": "default <dataset>-<preset>[-s<seed>]"})
-    resume: bool = field(default=False, metadata={"help": "continue from <out_dir>/last.pt"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in the run folder (its newest checkpoint)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a run already in the run folder"})
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1 or self.max_steps >= 1, "--epochs or --max_steps must be at least 1")
@@ -77,6 +81,7 @@ class TrainConfig:
         check(self.weight_decay >= 0, "--weight_decay must be >= 0")
         check(self.grad_clip >= 0, "--grad_clip must be >= 0")
         check(self.eval_interval >= 0 and self.log_interval >= 1, "--eval_interval must be >= 0, --log_interval >= 1")
+        check(not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: give one")
 
     def run_dir(self, stage: str) -> Path:
         if self.out_dir:
@@ -89,36 +94,7 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
-# --------------------------------------------------------------------------- device and precision
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but CUDA is not available; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps was asked for but Apple MPS is not available; use --device cpu or auto")
-    return torch.device(name)
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for full fp32. auto: bf16 where the GPU has it, else fp16; CPU off."""
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+# --------------------------------------------------------------------------- helpers
 
 
 def seed_everything(seed: int) -> None:
@@ -172,11 +148,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class _StopOnInterrupt:
-    """First Ctrl-C: finish the current step, save, stop. A second Ctrl-C interrupts at once."""
+class _EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an evaluation: the loop skips the rest of it, saves and stops."""
 
-    def __init__(self) -> None:
-        self.requested = False
+
+class _StopOnInterrupt:
+    """Ctrl-C during training: finish the current step, save, stop. During an evaluation: stop the
+    evaluation at once, save, stop. A second Ctrl-C aborts, but never in the middle of writing a
+    checkpoint: it takes effect once the file is complete."""
+
+    def __init__(self, interrupt_evaluations: bool) -> None:
+        self.requested = self.evaluating = self.saving = self.abort_after_save = False
+        self.interrupt_evaluations = interrupt_evaluations
         self._previous = None
 
     def __enter__(self) -> _StopOnInterrupt:
@@ -187,15 +170,64 @@ class _StopOnInterrupt:
         return self
 
     def _handle(self, signum, frame) -> None:
+        if self.saving:
+            self.abort_after_save = self.requested
+            self.requested = True
+            print("\nCtrl-C: writing a checkpoint; stopping once it is complete.", file=sys.stderr)
+            return
+        if self.evaluating and self.interrupt_evaluations:
+            self.requested = True
+            print("\nCtrl-C: stopping the evaluation and saving a checkpoint (Ctrl-C again to abort).",
+                  file=sys.stderr)
+            raise _EvaluationInterrupted
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
         print("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort).",
               file=sys.stderr)
 
+    @contextlib.contextmanager
+    def phase(self, name: Literal["evaluating", "saving"]):
+        setattr(self, name, True)
+        try:
+            yield
+        finally:
+            setattr(self, name, False)
+        if name == "saving" and self.abort_after_save:
+            raise KeyboardInterrupt
+
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+# Settings that may change when a run is resumed (how long, how often, where it runs); any other
+# difference from the saved config is named when the checkpoint does not fit.
+_RESUMABLE_CHANGES = {"resume", "overwrite", "max_steps", "epochs", "max_minutes", "eval_interval", "log_interval",
+                      "device", "amp", "compile", "out_dir", "run_name"}
+
+
+def _restore(state: dict[str, Any], path: Path, cfg: TrainConfig, model: nn.Module,
+             optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """Load a training checkpoint into the model, optimizer and scaler, or say which setting differs."""
+    saved, now = state.get("config") or {}, asdict(cfg)
+    changed = [f"--{k} {saved[k]!r} (now {now[k]!r})" for k in now
+               if k in saved and k not in _RESUMABLE_CHANGES and saved[k] != now[k]]
+    where = f"start a new run with another {'--out_dir' if cfg.out_dir else '--run_name'}"
+    if saved.get("dataset", cfg.dataset) != cfg.dataset:
+        raise UserError(f"cannot resume {path}: it was trained on --dataset {saved['dataset']}, not {cfg.dataset}; "
+                        f"resume with --dataset {saved['dataset']}, or {where}.")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        if changed:
+            raise UserError(f"cannot resume {path}: these settings differ from the saved run: {', '.join(changed)}; "
+                            f"resume with the saved settings, or {where}.") from None
+        raise UserError(f"cannot resume {path}: the saved model does not fit this one "
+                        f"({str(err).splitlines()[0][:120]}); {where}.") from None
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 # --------------------------------------------------------------------------- the loop
@@ -211,6 +243,15 @@ class TrainResult:
     interrupted: bool
     steps: int
     out_of_time: bool = False  # stopped by --max_minutes
+
+
+@dataclass
+class _Progress:
+    """What a checkpoint must hold to continue exactly where the run stopped."""
+
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val: float = math.inf  # the select_by metric of best.pt, signed so that lower is better
 
 
 def train(
@@ -242,65 +283,63 @@ def train(
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
     eval_interval = cfg.eval_interval or steps_per_epoch
     optimizer = optimizer or make_adamw(model, cfg.lr, cfg.weight_decay, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    step_model = torch.compile(model) if cfg.compile else model
-    # Under torchrun every process runs this loop on its own shard of each batch; DDP averages the
-    # gradients, and only rank 0 prints and writes files.
-    rank, world = distributed_rank_world()
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # loss scaling: fp16 only
+    step_model = distributed.wrap(torch.compile(model) if cfg.compile else model, device)  # what the steps call
+    rank, world = distributed.rank_world()
     is_main = rank == 0
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_model = DistributedDataParallel(step_model, device_ids=[device.index] if device.type == "cuda" else None)
+    sign = 1.0 if ("loss" in select_by or "perplexity" in select_by) else -1.0
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-
-    sign = 1.0 if ("loss" in select_by or "perplexity" in select_by) else -1.0  # we minimise sign * metric
-    step, history, best_val = 0, [], math.inf
-    if cfg.resume:
-        state = load_checkpoint(last_path, required=("model", "optimizer", "step", "rng"))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        step, history, best_val = state["step"], state["history"], state["best_val"]
-        _set_rng_state(state["rng"])
-        if is_main:
-            print(f"resumed from {last_path} at step {step}")
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", asdict(cfg))
+    progress = _Progress()
 
     def checkpoint(path: Path) -> None:
         if is_main:
-            save_checkpoint(path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "step": step, "rng": _rng_state(), "best_val": best_val, "history": history,
-                "config": asdict(cfg), **(extra_state or {}),
-            })
+            with stop.phase("saving"):  # a second Ctrl-C waits until the file is complete
+                save_checkpoint(path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None, "step": progress.step,
+                    "rng": _rng_state(), "best_val": progress.best_val, "history": progress.history,
+                    "config": asdict(cfg), **(extra_state or {}),
+                })
 
-    def save_records() -> None:
+    last_plot = -math.inf
+
+    def save_records(final: bool = False) -> None:
+        """history.csv at every evaluation; curves.png (a slower drawing) at most every 30 s and at the end."""
+        nonlocal last_plot
         if is_main:
-            write_history(run_dir / "history.csv", history)
-            plot_history(run_dir / "curves.png", history, f"{run_dir.parent.name} / {run_dir.name}")
+            write_history(run_dir / "history.csv", progress.history)
+            if final or time.monotonic() - last_plot > 30:
+                plot_history(run_dir / "curves.png", progress.history, f"{run_dir.parent.name} / {run_dir.name}")
+                last_plot = time.monotonic()
 
-    from tqdm.auto import tqdm
+    with _claimed(run_dir, cfg, is_main), _StopOnInterrupt(interrupt_evaluations=world == 1) as stop:
+        if cfg.resume:
+            path, state = resume_checkpoint(run_dir)
+            _restore(state, path, cfg, model, optimizer, scaler)
+            progress = _Progress(state["step"], state["history"], state["best_val"])
+            _set_rng_state(state["rng"])
+            if is_main:
+                print(f"resumed from {path} at step {progress.step}")
+        if is_main:
+            write_json(run_dir / "config.json", asdict(cfg))
 
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None if is_main else True)
-    started = time.perf_counter()
-    train_seconds, items_done, interrupted, out_of_time = 0.0, 0, False, False
-    # The losses stay on the device and are read only at log and eval steps: reading a GPU value
-    # every step would make the CPU wait for the GPU, and the GPU then waits for the CPU.
-    window_loss, window_steps = torch.zeros((), device=device), 0
-    t_mark = time.perf_counter()
-    with _StopOnInterrupt() as stop:
-        while step < total_steps:
-            lr = lr_at(step, cfg, total_steps)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, initial=progress.step, unit="step", dynamic_ncols=True,
+                   disable=None if is_main else True)
+        started = time.perf_counter()
+        train_seconds, items_done, out_of_time = 0.0, 0, False
+        # The losses stay on the device and are read only at log and eval steps: reading a GPU value
+        # every step would make the CPU wait for the GPU, and the GPU then waits for the CPU.
+        window_loss, window_steps = torch.zeros((), device=device), 0
+        t_mark = time.perf_counter()
+        while progress.step < total_steps:
+            lr = lr_at(progress.step, cfg, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
             for micro in range(cfg.grad_accum):
-                batch = batch_at(step * cfg.grad_accum + micro)
+                batch = batch_at(progress.step * cfg.grad_accum + micro)
                 # With DDP, gradients are averaged across processes only on the last micro-batch.
                 sync = world == 1 or micro == cfg.grad_accum - 1
                 with contextlib.nullcontext() if sync else step_model.no_sync():
@@ -317,7 +356,8 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            progress.step += 1
+            step = progress.step
             window_steps += 1
             bar.update(1)
 
@@ -326,76 +366,78 @@ def train(
                 if not stop.requested and is_main:
                     bar.write(f"--max_minutes {cfg.max_minutes} reached at step {step}: stopping.")
                 stop.requested = out_of_time = True
-            stopping = stop.requested
-            if world > 1:  # every process must stop at the same step: they agree at log steps
-                stopping = False
-                if step % cfg.log_interval == 0:
-                    flag = torch.tensor(float(stop.requested), device=device)
-                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                    stopping = bool(flag.item())
-            is_eval = step % eval_interval == 0 or step == total_steps or (stopping and world == 1)
-            if step % cfg.log_interval == 0 or is_eval or stopping:
-                if world > 1:
-                    torch.distributed.all_reduce(window_loss)  # the sum over processes (gloo has no AVG)
-                    window_loss /= world
-                train_loss = window_loss.item() / window_steps  # waits for the device: a sync point
-                train_seconds += time.perf_counter() - t_mark
-                if not math.isfinite(train_loss):
-                    history.append({"step": step, "train_loss": train_loss})
-                    save_records()
-                    bar.close()
-                    kept = (f"the last good checkpoint is {last_path}" if last_path.exists()
-                            else "no checkpoint was saved yet")
-                    raise TrainingDiverged(
-                        f"the training loss became {train_loss} at step {step}; {kept}. "
-                        f"Lower --lr (now {cfg.lr}) or --grad_clip, or turn off --amp, and train again."
-                    )
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr, "train_loss": train_loss,
-                       "seconds": round(train_seconds, 3), "wall_seconds": round(time.perf_counter() - started, 3)}
-                window_loss, window_steps = torch.zeros((), device=device), 0
-                bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}",
-                                **{f"{item_name}/s": f"{items_done / max(train_seconds, 1e-9):,.0f}"})
-                if is_eval and evaluate is not None:
-                    model.eval()
-                    with torch.no_grad(), autocast(device, amp_dtype):
+            # Under DDP every process must stop at the same step: they agree at log steps.
+            stopping = stop.requested if world == 1 else (
+                step % cfg.log_interval == 0 and distributed.any_process(stop.requested, device))
+            # Ctrl-C saves at once; a spent time budget first evaluates, since the last model may be the best.
+            is_eval = not (stopping and not out_of_time) and (
+                step % eval_interval == 0 or step == total_steps or (stopping and world == 1))
+            if not (step % cfg.log_interval == 0 or is_eval or stopping):
+                continue
+            train_loss = distributed.mean_over_processes(window_loss).item() / window_steps  # a sync point
+            train_seconds += time.perf_counter() - t_mark
+            window_loss, window_steps = torch.zeros((), device=device), 0
+            if not math.isfinite(train_loss):
+                progress.history.append({"step": step, "train_loss": train_loss})
+                save_records(final=True)
+                bar.close()
+                kept = f"the last good checkpoint is {last_path}" if last_path.exists() else "none was saved yet"
+                raise TrainingDiverged(f"the training loss became {train_loss} at step {step}; {kept}. "
+                                       f"Lower --lr (now {cfg.lr}) or --grad_clip, or turn off --amp, and train again.")
+            row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr, "train_loss": train_loss,
+                   "seconds": round(train_seconds, 3), "wall_seconds": round(time.perf_counter() - started, 3)}
+            bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}",
+                            **{f"{item_name}/s": f"{items_done / max(train_seconds, 1e-9):,.0f}"})
+            if is_eval and evaluate is not None:
+                model.eval()
+                try:
+                    with stop.phase("evaluating"), torch.no_grad(), autocast(device, amp_dtype):
                         row.update(evaluate(model))
-                    model.train()
-                    row["wall_seconds"] = round(time.perf_counter() - started, 3)
-                    shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
-                    if is_main:
-                        bar.write(f"step {step}/{total_steps}  train_loss {train_loss:.4f}  {shown}  "
-                                  f"({row['wall_seconds']:.1f} s)")
-                history.append(row)
-                if is_eval:
-                    if evaluate is None:  # nothing to compare: the latest model is the best we know
-                        checkpoint(best_path)
-                    elif sign * row.get(select_by, math.nan) < best_val:
-                        best_val = sign * row[select_by]
-                        checkpoint(best_path)
-                    checkpoint(last_path)
-                    save_records()
-                t_mark = time.perf_counter()
+                except _EvaluationInterrupted:
+                    stopping = True  # Ctrl-C during the evaluation: skip the rest of it, save and stop
+                model.train()
+                row["wall_seconds"] = round(time.perf_counter() - started, 3)
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+                if is_main and shown:
+                    bar.write(f"step {step}/{total_steps}  train_loss {train_loss:.4f}  {shown}  "
+                              f"({row['wall_seconds']:.1f} s)")
+            progress.history.append(row)
+            if is_eval:
+                if evaluate is None:  # nothing to compare: the latest model is the best we know
+                    checkpoint(best_path)
+                elif sign * row.get(select_by, math.nan) < progress.best_val:
+                    progress.best_val = sign * row[select_by]
+                    checkpoint(best_path)
+                checkpoint(last_path)
+                save_records()
+            t_mark = time.perf_counter()
             if stopping:
-                if not is_eval:  # a distributed stop lands on a log step: save there
+                if not is_eval:
                     checkpoint(last_path)
-                interrupted = not out_of_time
-                if is_main and interrupted:
+                if is_main and not out_of_time:
                     bar.write(f"stopped at step {step}; saved {last_path}. "
                               f"Resume with the same command plus --resume.")
                 break
-    bar.close()
-    save_records()
-    if is_main and not best_path.exists():
-        checkpoint(best_path)
-    return TrainResult(history, best_path, last_path, train_seconds,
-                       items_done / max(train_seconds, 1e-9), interrupted, step, out_of_time)
+        bar.close()
+        save_records(final=True)
+        if is_main and not best_path.exists():
+            checkpoint(best_path)
+    interrupted = stop.requested and not out_of_time
+    return TrainResult(progress.history, best_path, last_path, train_seconds,
+                       items_done / max(train_seconds, 1e-9), interrupted, progress.step, out_of_time)
 
 
-def distributed_rank_world() -> tuple[int, int]:
-    """(rank, world size): (0, 1) unless running under torchrun with a process group."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+@contextlib.contextmanager
+def _claimed(run_dir: Path, cfg: TrainConfig, is_main: bool):
+    """The run folder, checked and locked for this run (shared.runs.claim_run_dir) while it trains."""
+    if not is_main:
+        yield
+        return
+    claim_run_dir(run_dir, cfg.resume, cfg.overwrite, "--out_dir" if cfg.out_dir else "--run_name")
+    try:
+        yield
+    finally:
+        release_run_dir(run_dir)
 
 
 class EpochBatches:

@@ -19,9 +19,11 @@ from torch import nn
 from shared.beam import beam_search, greedy_decode
 from shared.checkpoint import latest_run, load_checkpoint, save_checkpoint
 from shared.cli import UserError, check, config_from_dict, first_positional_as, parse_config
-from shared.records import command_for, write_json, write_metrics
+from shared.devices import resolve_device
+from shared.records import command_for, write_metrics, write_results
+from shared.runs import atomic_write, write_text
 from shared.tokenizers import BOS_ID, EOS_ID, PAD_ID, Vocab
-from shared.train import count_params, resolve_device, train
+from shared.train import count_params, train
 from shared.translation import (
     PairBatches,
     TranslationConfig,
@@ -178,9 +180,9 @@ def average_into_best(model: nn.Module, states: Sequence[dict[str, torch.Tensor]
 
 
 def write_hypotheses(folder: Path, greedy: dict, beam: dict | None, beam_size: int) -> None:
-    (folder / "test.greedy.txt").write_text("\n".join(greedy["hypotheses"]) + "\n", encoding="utf-8")
+    write_text(folder / "test.greedy.txt", "\n".join(greedy["hypotheses"]) + "\n")
     if beam is not None:
-        (folder / f"test.beam{beam_size}.txt").write_text("\n".join(beam["hypotheses"]) + "\n", encoding="utf-8")
+        write_text(folder / f"test.beam{beam_size}.txt", "\n".join(beam["hypotheses"]) + "\n")
 
 
 def print_scores(title: str, greedy: dict, beam: dict | None, beam_size: int) -> None:
@@ -225,20 +227,21 @@ class EvalConfig:
 def evaluate_main(stage: str, load: Loader, argv: Sequence[str] | None) -> dict:
     args = parse_config(EvalConfig, {}, argv, prog=f"python -m {stage}.evaluate",
                         description="sacreBLEU and chrF of a trained model on a whole split.")
+    device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(stage)
-    model, cfg, vocabs = load(str(source), resolve_device(args.device))
+    model, cfg, vocabs = load(str(source), device)
     data = prepare_data(cfg, vocabs)
     beam_size = args.beam_size or cfg.beam_size
     greedy = score_split(model, data, args.split, cfg)
     beam = score_split(model, data, args.split, cfg, beam_size) if beam_size > 1 else None
     folder = source if source.is_dir() else source.parent
-    if args.split == "test":
-        write_hypotheses(folder, greedy, beam, beam_size)
     print_scores(f"{cfg.dataset} {cfg.direction} {args.split}", greedy, beam, beam_size)
     results = {"checkpoint": str(source), "split": args.split,
                **{k: v for k, v in greedy.items() if k != "hypotheses"},
                **({f"{k}_beam": v for k, v in beam.items() if k != "hypotheses"} if beam else {})}
-    write_json(folder / f"eval-{args.split}.json", results)
+    write_results(folder / f"eval-{args.split}.json", results)
+    if args.split == "test":
+        write_hypotheses(folder, greedy, beam, beam_size)
     return results
 
 
@@ -260,9 +263,10 @@ def translate_main(stage: str, load: Loader, argv: Sequence[str] | None) -> str:
     raw = first_positional_as("--sentence", argv)  # `translate "a man is riding a bike ."`
     args = parse_config(TranslateConfig, {}, raw, prog=f"python -m {stage}.translate",
                         description="Translate one sentence with a trained model.")
+    device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     check(bool(args.sentence.strip()), 'give a sentence to translate, e.g. translate "a man is riding a bike ."')
     source = Path(args.checkpoint) if args.checkpoint else latest_run(stage)
-    model, cfg, (src_vocab, tgt_vocab) = load(str(source), resolve_device(args.device))
+    model, cfg, (src_vocab, tgt_vocab) = load(str(source), device)
     src_tokens = tokenize(args.sentence)[:cfg.max_len]
     unknown = [t for t in src_tokens if t not in src_vocab]
     if unknown:
@@ -297,6 +301,10 @@ def save_attention_png(model: nn.Module, src_ids: list[int], hyp: list[int], src
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_write(path, binary=True) as fh:
+            fig.savefig(fh, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=120)
+    except ValueError as err:  # an image format matplotlib does not know
+        raise UserError(f"cannot save {path}: {err}; give a .png path.") from None
+    finally:
+        plt.close(fig)

@@ -15,9 +15,9 @@ import torch
 
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, check, config_from_dict, parse_config, run_main
+from shared.devices import resolve_device
 from shared.metrics import format_confusion
 from shared.tokenizers import pad_batch
-from shared.train import resolve_device
 from stage1_mlp.config import MLPConfig
 from stage1_mlp.data import NgramFeaturizer
 from stage1_mlp.train import STAGE, build_model, prepare, score

@@ -15,10 +15,11 @@ import torch.nn.functional as F
 from shared.checkpoint import load_checkpoint
 from shared.cli import parse_config, run_main
 from shared.data import LabeledTexts
+from shared.devices import resolve_device
 from shared.metrics import classification_metrics
 from shared.records import command_for, write_metrics
 from shared.tokenizers import pad_batch
-from shared.train import EpochBatches, count_params, make_adamw, resolve_device, seed_everything, train
+from shared.train import EpochBatches, count_params, make_adamw, seed_everything, train
 from stage1_mlp.config import PRESETS, MLPConfig
 from stage1_mlp.data import NgramFeaturizer, load_splits
 from stage1_mlp.model import BagOfNgramsMLP

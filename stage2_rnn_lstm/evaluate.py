@@ -13,9 +13,9 @@ from typing import Literal
 import torch
 
 from shared.checkpoint import latest_run
-from shared.cli import parse_config, run_main
-from shared.records import write_json
-from shared.train import resolve_device
+from shared.cli import check, parse_config, run_main
+from shared.devices import resolve_device
+from shared.records import write_results
 from stage2_rnn_lstm.data import load_streams
 from stage2_rnn_lstm.model import CELLS
 from stage2_rnn_lstm.train import STAGE, lm_metrics, load_model, score
@@ -27,6 +27,9 @@ class EvalConfig:
     split: Literal["val", "test", "all"] = "all"
     eval_streams: int = field(default=1, metadata={"help": "1: the whole text as one stream (exact, slower)"})
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+    def __post_init__(self) -> None:
+        check(self.eval_streams >= 1, "--eval_streams must be at least 1 (1 = the whole text as one stream)")
 
 
 def lstm_gates(model, idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -47,8 +50,9 @@ def lstm_gates(model, idx: torch.Tensor) -> dict[str, torch.Tensor]:
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     cfg = parse_config(EvalConfig, {}, argv, prog=f"python -m {STAGE}.evaluate",
                        description="Loss, perplexity and bits per token of a trained recurrent LM.")
+    device = resolve_device(cfg.device)  # first: a device this machine lacks fails at once
     source = Path(cfg.checkpoint) if cfg.checkpoint else latest_run(STAGE)
-    model, vocab, train_cfg = load_model(source, resolve_device(cfg.device))
+    model, vocab, train_cfg = load_model(source, device)
     streams = load_streams(train_cfg["dataset"], train_cfg["vocab_type"], train_cfg.get("min_freq", 1))
     results: dict[str, float] = {}
     for split in [s for s in ("val", "test") if s in streams.splits and cfg.split in (s, "all")]:
@@ -58,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     for key, value in results.items():
         print(f"  {key:24s} {value:.4f}")
     folder = source if source.is_dir() else source.parent
-    write_json(folder / "eval.json", {"checkpoint": str(source), "eval_streams": cfg.eval_streams, **results})
+    write_results(folder / "eval.json", {"checkpoint": str(source), "eval_streams": cfg.eval_streams, **results})
     return results
 
 

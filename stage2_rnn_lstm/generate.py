@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from shared.checkpoint import latest_run
 from shared.cli import parse_config, run_main
+from shared.devices import resolve_device
 from shared.sampling import GenerateConfig, print_samples, run_prompts
 from shared.tokenizers import EOS, UNK_ID, word_tokenize
-from shared.train import resolve_device
 from stage2_rnn_lstm.train import STAGE, load_model
 
 
@@ -45,7 +45,8 @@ def sample(model, vocab, cfg: GenerateConfig, prompt: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> list[str]:
     cfg = parse_config(GenerateConfig, {}, argv, prog=f"python -m {STAGE}.generate",
                        description="Sample text from a trained RNN / GRU / LSTM language model.")
-    model, vocab, _ = load_model(cfg.checkpoint or latest_run(STAGE), resolve_device(cfg.device))
+    device = resolve_device(cfg.device)  # first: a device this machine lacks fails at once
+    model, vocab, _ = load_model(cfg.checkpoint or latest_run(STAGE), device)
     return run_prompts(cfg, lambda prompt: sample(model.eval(), vocab, cfg, prompt))
 
 

@@ -18,11 +18,12 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
-from shared.checkpoint import load_checkpoint
+from shared.checkpoint import load_checkpoint, resume_checkpoint
 from shared.cli import UserError, parse_config, run_main
+from shared.devices import resolve_device
 from shared.records import command_for, write_metrics
 from shared.tokenizers import Vocab
-from shared.train import count_params, make_adamw, resolve_device, seed_everything, train
+from shared.train import count_params, make_adamw, seed_everything, train
 from stage2_rnn_lstm.config import PRESETS, RNNTrainConfig
 from stage2_rnn_lstm.data import ConsecutiveBatches, as_streams, load_streams
 from stage2_rnn_lstm.model import RecurrentLM, RNNConfig, detach
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     # extra_state as it is at that moment), so a resumed run continues with the state it stopped in.
     carry = {"hidden": None}
     if cfg.resume:
-        carry["hidden"] = load_checkpoint(run_dir / "last.pt", required=("carry",))["carry"]["hidden"]
+        carry["hidden"] = resume_checkpoint(run_dir, required=("carry",), quiet=True)[1]["carry"]["hidden"]
 
     def loss_fn(m, batch):
         x, y, starts_epoch = batch

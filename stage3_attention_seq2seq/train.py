@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from shared.cli import parse_config, run_main
-from shared.train import resolve_device, seed_everything
+from shared.devices import resolve_device
+from shared.train import seed_everything
 from shared.translation_run import load_translation_checkpoint, prepare_data, train_translation
 from stage3_attention_seq2seq.config import PRESETS, Seq2SeqTrainConfig
 from stage3_attention_seq2seq.model import Seq2Seq, Seq2SeqConfig

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from shared.cli import parse_config, run_main
-from shared.train import make_adamw, resolve_device, seed_everything
+from shared.devices import resolve_device
+from shared.train import make_adamw, seed_everything
 from shared.translation_run import load_translation_checkpoint, prepare_data, train_translation
 from stage4_transformer.config import PRESETS, TransformerTrainConfig
 from stage4_transformer.model import Transformer, TransformerConfig

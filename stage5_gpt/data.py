@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,9 @@ import numpy as np
 import torch
 
 from shared.cli import UserError
-from shared.data import cache_dir, data_file, read_text, split_train_val_text
+from shared.data import cache_dir, data_file, file_checksum, read_text, split_train_val_text
+from shared.records import write_json
+from shared.runs import atomic_write
 from shared.tokenizers import Vocab, gpt2_tokenizer
 
 GPT2_VOCAB = 50257
@@ -65,6 +65,14 @@ class Corpus:
     chars: dict[str, int] = field(default_factory=dict)  # characters per split: for per-character loss
     words: dict[str, int] = field(default_factory=dict)  # whitespace words per split: for per-word perplexity
 
+    def check_context(self, block_size: int) -> None:
+        """Every split must hold at least one window of block_size + 1 tokens, or it cannot be scored."""
+        for split, tokens in self.splits.items():
+            if len(tokens) < block_size + 1:
+                raise UserError(f"the {split} split has {len(tokens):,} tokens, fewer than --block_size {block_size} "
+                                f"+ 1; give a longer text (the last 10% is held out for validation) or a smaller "
+                                f"--block_size.")
+
 
 def _raw_splits(dataset: str, text_file: str) -> tuple[dict[str, str], str]:
     """The text of each split, and a fingerprint of the source for the prepared-file cache."""
@@ -79,6 +87,10 @@ def _raw_splits(dataset: str, text_file: str) -> tuple[dict[str, str], str]:
             text = raw.decode("utf-8")
         except FileNotFoundError:
             raise UserError(f"--text_file {path} does not exist; give the path of a UTF-8 text file.") from None
+        except IsADirectoryError:
+            raise UserError(f"--text_file {path} is a folder; give the path of one UTF-8 text file.") from None
+        except PermissionError:
+            raise UserError(f"--text_file {path} cannot be read: permission denied.") from None
         except UnicodeDecodeError as err:
             raise UserError(f"--text_file {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
                             f"convert it to UTF-8 first.") from None
@@ -93,29 +105,60 @@ def _raw_splits(dataset: str, text_file: str) -> tuple[dict[str, str], str]:
 
 
 def load_corpus(dataset: str, tokenizer: str, text_file: str = "") -> Corpus:
-    """Tokenize once (cached under ~/.cache/llm-stages/prepared) and memory-map the token files."""
+    """Tokenize once (cached under ~/.cache/llm-stages/prepared) and memory-map the token files.
+
+    meta.json records each token file's size and sha256; a file that no longer matches (truncated,
+    damaged, deleted) is noticed on load and the folder is prepared again.
+    """
     texts, fingerprint = _raw_splits(dataset, text_file)
     folder = cache_dir() / "prepared" / f"{fingerprint}-{tokenizer}"
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        if tokenizer == "char":
-            tok = Tokenizer("char", Vocab.build([list(texts["train"])], level="char"))
-        else:
-            tok = Tokenizer("gpt2")
-        folder.mkdir(parents=True, exist_ok=True)
-        for split, text in texts.items():
-            ids = np.asarray(tok.encode(text), dtype=np.uint16)
-            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
-                ids.tofile(tmp)
-            os.replace(tmp.name, folder / f"{split}.bin")
-        meta = {"tokenizer": tok.to_json(), "splits": list(texts),
-                "chars": {s: len(t) for s, t in texts.items()}, "words": {s: len(t.split()) for s, t in texts.items()}}
-        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, encoding="utf-8") as tmp:
-            json.dump(meta, tmp, ensure_ascii=False)
-        os.replace(tmp.name, meta_path)  # written last: its presence means the folder is complete
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = _read_prepared(folder)
+    if meta is None:
+        meta = _prepare(folder, texts, tokenizer)
     splits = {s: np.memmap(folder / f"{s}.bin", dtype=np.uint16, mode="r") for s in meta["splits"]}
     return Corpus(Tokenizer.from_json(meta["tokenizer"]), splits, meta["chars"], meta["words"])
+
+
+def _prepare(folder: Path, texts: dict[str, str], tokenizer: str) -> dict:
+    if tokenizer == "char":
+        tok = Tokenizer("char", Vocab.build([list(texts["train"])], level="char"))
+    else:
+        tok = Tokenizer("gpt2")
+    files = {}
+    for split, text in texts.items():
+        data = np.asarray(tok.encode(text), dtype=np.uint16).tobytes()
+        with atomic_write(folder / f"{split}.bin", binary=True) as fh:
+            fh.write(data)
+        files[split] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    meta = {"tokenizer": tok.to_json(), "splits": list(texts), "files": files,
+            "chars": {s: len(t) for s, t in texts.items()}, "words": {s: len(t.split()) for s, t in texts.items()}}
+    write_json(folder / "meta.json", meta)  # written last: its presence means the folder is complete
+    return meta
+
+
+def _read_prepared(folder: Path) -> dict | None:
+    """The prepared folder's meta.json if every token file still matches it; None (and one line
+    saying why) when it must be prepared again."""
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        problems = []
+        for split in meta["splits"]:
+            path, expected = folder / f"{split}.bin", meta["files"][split]
+            if not path.is_file():
+                problems.append(f"{path.name} is missing")
+            elif path.stat().st_size != expected["bytes"]:
+                problems.append(f"{path.name} has {path.stat().st_size:,} bytes, not {expected['bytes']:,}")
+            elif file_checksum(path) != expected["sha256"]:
+                problems.append(f"{path.name} does not match its checksum")
+    except (OSError, ValueError, KeyError, TypeError):
+        problems = ["meta.json is unreadable or from an older version"]
+    if not problems:
+        return meta
+    print(f"the prepared tokens in {folder} are damaged ({'; '.join(problems)}); preparing them again.")
+    return None
 
 
 class RandomWindows:

@@ -16,8 +16,8 @@ import torch
 
 from shared.checkpoint import latest_run
 from shared.cli import UserError, check, config_from_dict, parse_config, run_main
-from shared.records import write_json
-from shared.train import resolve_device
+from shared.devices import resolve_device
+from shared.records import write_results
 from stage5_gpt.config import GPTTrainConfig
 from stage5_gpt.data import load_corpus
 from stage5_gpt.train import STAGE, load_model, score_split
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         print(f"  {key:24s} {value:.4f}")
     folder = source if source.is_dir() else source.parent
     if saved is not None:  # a run folder: keep the numbers beside it
-        write_json(folder / f"eval-{train_cfg.dataset}.json", {"checkpoint": str(source), **results})
+        write_results(folder / f"eval-{train_cfg.dataset}.json", {"checkpoint": str(source), **results})
     return results
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from shared.checkpoint import latest_run
 from shared.cli import parse_config, run_main
+from shared.devices import resolve_device
 from shared.sampling import GenerateConfig, print_samples, run_prompts
-from shared.train import resolve_device
 from stage5_gpt.data import GPT2_EOT
 from stage5_gpt.train import STAGE, load_model
 
@@ -38,7 +38,8 @@ def sample(model, tokenizer, cfg: GPTGenerateConfig, prompt: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> list[str]:
     cfg = parse_config(GPTGenerateConfig, {}, argv, prog=f"python -m {STAGE}.generate",
                        description="Sample text from a trained GPT (or a Hugging Face GPT-2 folder).")
-    model, tokenizer, _ = load_model(cfg.checkpoint or latest_run(STAGE), resolve_device(cfg.device))
+    device = resolve_device(cfg.device)  # first: a device this machine lacks fails at once
+    model, tokenizer, _ = load_model(cfg.checkpoint or latest_run(STAGE), device)
     return run_prompts(cfg, lambda prompt: sample(model.eval(), tokenizer, cfg, prompt))
 
 

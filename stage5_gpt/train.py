@@ -9,17 +9,18 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from shared import distributed
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, parse_config, run_main
+from shared.devices import resolve_amp
 from shared.records import command_for, write_metrics
-from shared.train import distributed_rank_world, make_adamw, resolve_amp, resolve_device, seed_everything, train
+from shared.train import make_adamw, seed_everything, train
 from stage5_gpt.config import PRESETS, GPTTrainConfig
 from stage5_gpt.data import Corpus, RandomWindows, Tokenizer, load_corpus, score_tokens
 from stage5_gpt.hf import is_hf_folder, load_hf_gpt2
@@ -69,13 +70,18 @@ def build_model(cfg: GPTTrainConfig, corpus: Corpus) -> GPT:
 def lm_metrics(prefix: str, nats: float, tokens: int, chars: int, words: int, tokenizer: str) -> dict[str, float]:
     """Loss and perplexity per token, plus the fair units for comparing tokenizers: nats per character
     (and bits per character), and perplexity per word for WikiText."""
-    out = {f"{prefix}_loss": nats / tokens, f"{prefix}_perplexity": math.exp(nats / tokens)}
+    out = {f"{prefix}_loss": nats / tokens, f"{prefix}_perplexity": perplexity(nats / tokens)}
     if chars:
         out[f"{prefix}_loss_per_char"] = nats / tokens * (tokens / chars if tokenizer != "char" else 1.0)
         out[f"{prefix}_bpc"] = out[f"{prefix}_loss_per_char"] / math.log(2)
     if tokenizer != "char" and words:
-        out[f"{prefix}_word_perplexity"] = math.exp(nats / tokens * tokens / words)
+        out[f"{prefix}_word_perplexity"] = perplexity(nats / words)
     return out
+
+
+def perplexity(nats_per_unit: float) -> float:
+    """exp(loss); infinite rather than an overflow for a loss no model should have (a diverged one)."""
+    return math.exp(nats_per_unit) if nats_per_unit < 700 else math.inf
 
 
 def score_split(model: GPT, corpus: Corpus, split: str, cfg: GPTTrainConfig, device: torch.device,
@@ -83,36 +89,22 @@ def score_split(model: GPT, corpus: Corpus, split: str, cfg: GPTTrainConfig, dev
     tokens = corpus.splits[split]
     nats, count = score_tokens(model, tokens, min(cfg.block_size, model.cfg.block_size), max(8, cfg.batch_size),
                                device, max_tokens, rank, world)
-    # For a partial pass, the characters and words scale with the share of tokens scored.
+    # For a partial pass, the characters and words scale with the share of tokens scored. Words are
+    # WikiText's unit (space-separated by construction); in Chinese or code they mean little.
     share = count / max(1, len(tokens) - 1)
-    return lm_metrics(split, nats, count, round(corpus.chars[split] * share),
-                      round(corpus.words[split] * share), corpus.tokenizer.kind)
-
-
-def setup_distributed(device_flag: str) -> torch.device:
-    """Join the torchrun process group when launched by torchrun; return this process's device."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return resolve_device(device_flag)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_flag)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return device
+    words = round(corpus.words[split] * share) if cfg.dataset == "wikitext2" else 0
+    return lm_metrics(split, nats, count, round(corpus.chars[split] * share), words, corpus.tokenizer.kind)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(GPTTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Pretrain a GPT on a text corpus.")
-    device = setup_distributed(cfg.device)
-    rank, world = distributed_rank_world()
+    device = distributed.setup(cfg.device)
+    rank, world = distributed.rank_world()
     try:
         return _train(cfg, device, rank, world, argv)
     finally:
-        if world > 1:  # leave together: a process that exits early can take gloo's threads down with it
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+        distributed.teardown()
 
 
 def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, argv) -> dict:
@@ -120,6 +112,7 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
     torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the fp32 parts on Ampere+ GPUs
     torch.backends.cudnn.allow_tf32 = True
     corpus = load_corpus(cfg.dataset, cfg.tokenizer_name, cfg.text_file)
+    corpus.check_context(cfg.block_size)
     model = build_model(cfg, corpus).to(device)
     seed_everything(cfg.seed + rank)  # same initial weights everywhere, different dropout per process
     run_dir = cfg.run_dir(STAGE)
@@ -149,9 +142,7 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
     # Final numbers: the best checkpoint on the whole val (and test) split.
     if rank == 0:
         model.load_state_dict(load_checkpoint(result.best_path)["model"])
-    if world > 1:  # rank 0 read best.pt; give every process its weights for the sharded scoring
-        for tensor in model.state_dict().values():
-            torch.distributed.broadcast(tensor, src=0)
+    distributed.broadcast_weights(model)  # rank 0 read best.pt; every process scores its shard with it
     model.eval()
     amp_dtype = resolve_amp(cfg.amp, device)
     scores: dict[str, float] = {}

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import torch
-
 from shared.checkpoint import latest_run
 from shared.cli import check, first_positional_as, parse_config, run_main
 from shared.data import LabeledTexts
+from shared.devices import resolve_device
 from stage6_finetune_cls.data import encode_split
 from stage6_finetune_cls.evaluate import load_classifier
 from stage6_finetune_cls.train import STAGE, predict_proba
@@ -41,8 +40,9 @@ def classify(model, tokenizer, names: list[str], max_length: int, texts: Sequenc
 def main(argv: Sequence[str] | None = None) -> tuple[str, float]:
     args = parse_config(ClassifyConfig, {}, first_positional_as("--text", argv), prog=f"python -m {STAGE}.classify",
                         description="Classify one message as ham or spam.")
+    device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)
-    model, tokenizer, names, max_length, _ = load_classifier(source, torch.device(args.device))
+    model, tokenizer, names, max_length, _ = load_classifier(source, device)
     label, prob = classify(model, tokenizer, names, max_length, [args.text])[0]
     print(f"{label} ({prob:.1%})")
     return label, prob

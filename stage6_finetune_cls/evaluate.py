@@ -15,9 +15,9 @@ import torch
 
 from shared.checkpoint import latest_run, load_checkpoint
 from shared.cli import UserError, check, config_from_dict, parse_config, run_main
+from shared.devices import resolve_device
 from shared.metrics import format_confusion
-from shared.records import write_json
-from shared.train import resolve_device
+from shared.records import write_results
 from stage5_gpt.data import Tokenizer
 from stage6_finetune_cls.config import FinetuneConfig
 from stage6_finetune_cls.data import load_encoded
@@ -54,8 +54,9 @@ class EvalConfig:
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_config(EvalConfig, {}, argv, prog=f"python -m {STAGE}.evaluate",
                         description="Accuracy, F1 and confusion matrices of a finetuned classifier.")
+    device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)
-    model, tokenizer, names, max_length, _ = load_classifier(source, resolve_device(args.device))
+    model, tokenizer, names, max_length, _ = load_classifier(source, device)
     data, _, _ = load_encoded(tokenizer, model.gpt.cfg.block_size, max_length)
     results = {}
     for split in (["train", "val", "test"] if args.split == "all" else [args.split]):
@@ -72,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             true = names[int(data["test"].labels[i])]
             print(f"  {true:5s} {float(probs[i, 1]):.2f}  {data['test'].texts[i][:100]!r}")
     folder = source if source.is_dir() else source.parent
-    write_json(folder / "eval.json", results)
     print(json.dumps({k: {m: v for m, v in r.items() if m != "confusion_matrix"} for k, r in results.items()}))
+    write_results(folder / "eval.json", results)
     return results
 
 

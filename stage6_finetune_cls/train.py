@@ -21,9 +21,10 @@ import torch.nn.functional as F
 
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, parse_config, run_main
+from shared.devices import resolve_device
 from shared.metrics import classification_metrics
 from shared.records import command_for, write_metrics
-from shared.train import count_params, make_adamw, resolve_device, seed_everything, train
+from shared.train import count_params, make_adamw, seed_everything, train
 from stage5_gpt.data import Tokenizer
 from stage5_gpt.hf import is_hf_folder
 from stage5_gpt.model import GPT, GPTConfig

@@ -1,5 +1,9 @@
 """Checks more than one stage's tests use."""
 
+import os
+import subprocess
+import sys
+
 import torch
 
 from shared.records import read_history
@@ -48,3 +52,19 @@ def check_memorises_fifty_pairs(model_for, cfg, lr: float, steps: int = 150) -> 
         loss.backward()
         optimizer.step()
     assert score_split(model, data, "val", cfg)["bleu"] > 90
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args, stdin=None, cwd=None, timeout=180) -> subprocess.CompletedProcess:
+    """`python -m <args>` as a user runs it, from the repository root (or `cwd`)."""
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, input=stdin, env=env,
+                          cwd=cwd or REPO_ROOT, timeout=timeout)
+
+
+def last_line(done: subprocess.CompletedProcess) -> str:
+    """The last line a command printed on stderr (where errors go), or on stdout when stderr is empty."""
+    lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+    return lines[-1] if lines else ""

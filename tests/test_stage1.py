@@ -82,7 +82,7 @@ def test_corrupt_checkpoint_is_one_sentence_and_exit_1(tmp_path):
     out = subprocess.run([sys.executable, "-m", "stage1_mlp.evaluate", "--model_path", str(bad)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
-    assert out.stderr.startswith("error: checkpoint") and "is corrupt" in out.stderr
+    assert out.stderr.startswith("error: checkpoint") and "is damaged" in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -1,12 +1,9 @@
 """Stage 2: the written-out RNN/GRU/LSTM equal PyTorch's, truncated BPTT trains, generation and errors."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss
+from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss, run_cli
 
 from stage2_rnn_lstm import evaluate as stage2_evaluate
 from stage2_rnn_lstm import generate as stage2_generate
@@ -96,11 +93,6 @@ def test_gate_activations_are_probabilities(tiny_run):
     gates = stage2_evaluate.lstm_gates(model.eval(), torch.tensor([vocab.encode(list("To be, or not"))]))
     assert set(gates) == {"input", "forget", "output"}
     assert all(g.shape == (13, model.cfg.hidden_size) and 0 <= g.min() and g.max() <= 1 for g in gates.values())
-
-
-def run_cli(*args):
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_unknown_characters_are_a_clear_error(tiny_run):

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss
+from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss, run_cli
 
 from shared.cli import UserError
 from shared.records import read_history
@@ -147,12 +147,6 @@ def test_generate_is_reproducible_and_streams(tiny_run, capsys):
     assert "ROMEO:" + first[0] in capsys.readouterr().out
 
 
-def run_cli(*args, stdin=None):
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, input=stdin, env=env,
-                          timeout=120)
-
-
 def test_interactive_generation_and_unknown_characters(tiny_run):
     out, _ = tiny_run
     done = run_cli("stage5_gpt.generate", "--checkpoint", str(out), "--interactive", "--max_new_tokens", "10",
@@ -175,7 +169,7 @@ def test_evaluate_and_info(tiny_run):
 def test_bad_inputs_fail_with_one_sentence(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     cases = [
-        (["stage5_gpt.generate", "--checkpoint", str(tmp_path / "broken.pt")], 1, "is corrupt"),
+        (["stage5_gpt.generate", "--checkpoint", str(tmp_path / "broken.pt")], 1, "is damaged"),
         (["stage5_gpt.train", "--dataset", "text_file"], 2, "--dataset text_file needs --text_file"),
         (["stage5_gpt.train", "--dataset", "text_file", "--text_file", str(tmp_path / "nope.txt")], 1,
          "does not exist"),

@@ -1,5 +1,6 @@
 """The shared training loop: it learns, resumes exactly, stops cleanly on Ctrl-C and on NaN."""
 
+import errno
 import math
 import os
 import signal
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from shared.cli import UserError
 from shared.records import read_history
 from shared.train import EpochBatches, TrainConfig, TrainingDiverged, lr_at, train
 
@@ -94,14 +96,14 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(CheckpointError, match="last.pt does not exist"):
+    with pytest.raises(CheckpointError, match="holds no checkpoint yet"):
         run(tmp_path, make_model(), resume=True)
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "last.pt"
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="is corrupt"):
+    with pytest.raises(CheckpointError, match="is damaged"):
         load_checkpoint(path)
 
 
@@ -111,10 +113,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     def broken_save(obj, fh):
         fh.write(b"partial")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=r"model.pt: No space left on device; free some disk space"):
         save_checkpoint(path, {"model": {"w": torch.zeros(2)}})
     assert load_checkpoint(path)["model"]["w"].tolist() == [1.0, 1.0]  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left behind
