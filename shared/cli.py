@@ -69,6 +69,18 @@ def _converter(name: str, tp: Any) -> tuple[Callable[[str], Any], list[str] | No
     raise TypeError(f"config field {name} has unsupported type {tp!r}")
 
 
+def derived(default: Any = 0, help: str = "") -> Any:
+    """A config field the program sets (a vocabulary size read off the data), not a command-line flag."""
+    return dataclasses.field(default=default, metadata={"flag": False, "help": help})
+
+
+def model_config(cls: type[C], cfg: Any, **derived_values: Any) -> C:
+    """The model's config built from a training config that inherits its fields: every field of `cls`
+    is read from `cfg` by name, except the derived ones given here (e.g. vocab_size=len(vocab))."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if f.name not in derived_values}
+    return cls(**values, **derived_values)
+
+
 def build_parser(cls: type, presets: Mapping[str, Mapping[str, Any]], prog: str, description: str = "") -> _Parser:
     parser = _Parser(prog=prog, description=description, allow_abbrev=False,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -77,7 +89,7 @@ def build_parser(cls: type, presets: Mapping[str, Mapping[str, Any]], prog: str,
         parser.add_argument("--preset", choices=list(presets), default=argparse.SUPPRESS,
                             help="named preset; chosen by device when not given (gpu on CUDA, else cpu)")
     for f in dataclasses.fields(cls):
-        if not f.init or f.name == "preset":
+        if not f.init or f.name == "preset" or f.metadata.get("flag") is False:
             continue
         tp = _field_type(f, hints)
         help_text = f.metadata.get("help", "")

@@ -14,12 +14,15 @@ import csv
 import gzip
 import hashlib
 import io
+import math
 import os
 import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from shared.cli import UserError
 
@@ -413,3 +416,28 @@ def load_sms_spam_balanced(seed: int = 123) -> dict[str, LabeledTexts]:
     parts = {"train": chosen[:n_train], "val": chosen[n_train:n_train + n_val], "test": chosen[n_train + n_val:]}
     return {name: LabeledTexts([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.label_names)
             for name, idx in parts.items()}
+
+
+# --------------------------------------------------------------------------- batching
+
+
+class EpochBatches:
+    """Shuffled mini-batches as a pure function of the batch index, so a resumed run sees the same data.
+
+    Batch i belongs to epoch i // steps_per_epoch; each epoch has its own permutation, drawn from a
+    generator seeded with (seed, epoch). The last, smaller batch of an epoch is kept.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, seed: int):
+        if n_items < 1:
+            raise UserError("the training split is empty; check the data set and its filters.")
+        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
+        self.steps_per_epoch = math.ceil(n_items / batch_size)
+        self._epoch, self._perm = -1, None
+
+    def indices(self, i: int) -> torch.Tensor:
+        epoch, k = divmod(i, self.steps_per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n_items, generator=generator)
+        return self._perm[k * self.batch_size:(k + 1) * self.batch_size]

@@ -110,6 +110,33 @@ def _describe(run_dir: Path) -> str:
         return "a run (its checkpoints)"
 
 
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, name_flag: str = "--run_name") -> Path:
+    """What claim_run_dir refuses, checked before a command spends minutes on data and model: a folder
+    that cannot be written, a live run in it, or a run in it and neither --resume nor --overwrite.
+    Creates the folder; locks nothing. Returns run_dir."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a folder; give --out_dir a folder path (or pick a --run_name).")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_failure(run_dir, err) from None
+    if not os.access(run_dir, os.W_OK):
+        raise write_failure(run_dir, PermissionError(errno.EACCES, "Permission denied"))
+    owner = _lock_owner(run_dir / LOCK_NAME) if (run_dir / LOCK_NAME).exists() else None
+    if owner is not None:
+        raise UserError(f"another training run (process {owner['pid']}) is writing to {run_dir} right now; "
+                        f"wait for it to finish, or give this one another {name_flag}.")
+    if any((run_dir / name).exists() for name in RUN_MARKERS) and not (resume or overwrite):
+        _refuse(run_dir, name_flag)
+    return run_dir
+
+
+def _refuse(run_dir: Path, name_flag: str):
+    new = "NEW_FOLDER" if name_flag == "--out_dir" else "NEW_NAME"
+    raise UserError(f"{run_dir} already holds {_describe(run_dir)}; continue it with --resume, keep it and "
+                    f"start another with {name_flag} {new}, or replace it with --overwrite.")
+
+
 def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool, name_flag: str = "--run_name") -> Path:
     """Check that a training run may write `run_dir`, lock it, and clean up after killed saves.
 
@@ -117,12 +144,7 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool, name_flag: str =
     folder cannot be written, another live run holds it, or it holds a run and neither --resume nor
     --overwrite was given.
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir} is a file, not a folder; give --out_dir a folder path (or pick a --run_name).")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_failure(run_dir, err) from None
+    check_run_dir(run_dir, resume, overwrite, name_flag)
     lock = run_dir / LOCK_NAME
     while True:
         try:
@@ -148,9 +170,7 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool, name_flag: str =
                     path.unlink()
             print(f"--overwrite: replacing the earlier run in {run_dir}")
         elif present and not resume:
-            new = "NEW_FOLDER" if name_flag == "--out_dir" else "NEW_NAME"
-            raise UserError(f"{run_dir} already holds {_describe(run_dir)}; continue it with --resume, keep it and "
-                            f"start another with {name_flag} {new}, or replace it with --overwrite.")
+            _refuse(run_dir, name_flag)
     except BaseException:
         release_run_dir(run_dir)
         raise

@@ -35,7 +35,7 @@ from shared.checkpoint import resume_checkpoint, save_checkpoint
 from shared.cli import UserError, check
 from shared.devices import autocast, resolve_amp
 from shared.records import plot_history, write_history, write_json
-from shared.runs import claim_run_dir, release_run_dir
+from shared.runs import check_run_dir, claim_run_dir, release_run_dir
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,15 @@ class TrainConfig:
             return Path(self.out_dir)
         name = self.run_name or f"{self.dataset}-{self.preset}" + ("" if self.seed == 1337 else f"-s{self.seed}")
         return Path("runs") / stage / name
+
+    def checked_run_dir(self, stage: str) -> Path:
+        """run_dir, after checking (before any slow work) that this run may write there: see shared.runs."""
+        return check_run_dir(self.run_dir(stage), self.resume, self.overwrite, self.name_flag)
+
+    @property
+    def name_flag(self) -> str:
+        """The flag that picks another run folder: --out_dir when it was given, else --run_name."""
+        return "--out_dir" if self.out_dir else "--run_name"
 
 
 class TrainingDiverged(UserError):
@@ -213,7 +222,7 @@ def _restore(state: dict[str, Any], path: Path, cfg: TrainConfig, model: nn.Modu
     saved, now = state.get("config") or {}, asdict(cfg)
     changed = [f"--{k} {saved[k]!r} (now {now[k]!r})" for k in now
                if k in saved and k not in _RESUMABLE_CHANGES and saved[k] != now[k]]
-    where = f"start a new run with another {'--out_dir' if cfg.out_dir else '--run_name'}"
+    where = f"start a new run with another {cfg.name_flag}"
     if saved.get("dataset", cfg.dataset) != cfg.dataset:
         raise UserError(f"cannot resume {path}: it was trained on --dataset {saved['dataset']}, not {cfg.dataset}; "
                         f"resume with --dataset {saved['dataset']}, or {where}.")
@@ -314,12 +323,7 @@ def train(
 
     with _claimed(run_dir, cfg, is_main), _StopOnInterrupt(interrupt_evaluations=world == 1) as stop:
         if cfg.resume:
-            path, state = resume_checkpoint(run_dir)
-            _restore(state, path, cfg, model, optimizer, scaler)
-            progress = _Progress(state["step"], state["history"], state["best_val"])
-            _set_rng_state(state["rng"])
-            if is_main:
-                print(f"resumed from {path} at step {progress.step}")
+            progress = _resume(run_dir, cfg, model, optimizer, scaler, is_main)
         if is_main:
             write_json(run_dir / "config.json", asdict(cfg))
 
@@ -389,13 +393,9 @@ def train(
             bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}",
                             **{f"{item_name}/s": f"{items_done / max(train_seconds, 1e-9):,.0f}"})
             if is_eval and evaluate is not None:
-                model.eval()
-                try:
-                    with stop.phase("evaluating"), torch.no_grad(), autocast(device, amp_dtype):
-                        row.update(evaluate(model))
-                except _EvaluationInterrupted:
-                    stopping = True  # Ctrl-C during the evaluation: skip the rest of it, save and stop
-                model.train()
+                metrics = _evaluate(model, evaluate, stop, device, amp_dtype)
+                stopping = stopping or metrics is None  # None: Ctrl-C cut the evaluation short
+                row.update(metrics or {})
                 row["wall_seconds"] = round(time.perf_counter() - started, 3)
                 shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
                 if is_main and shown:
@@ -427,36 +427,38 @@ def train(
                        items_done / max(train_seconds, 1e-9), interrupted, progress.step, out_of_time)
 
 
+def _resume(run_dir: Path, cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler, is_main: bool) -> _Progress:
+    """Load the newest intact checkpoint of the run into the model, optimizer, scaler and random generators."""
+    path, state = resume_checkpoint(run_dir)
+    _restore(state, path, cfg, model, optimizer, scaler)
+    _set_rng_state(state["rng"])
+    if is_main:
+        print(f"resumed from {path} at step {state['step']}")
+    return _Progress(state["step"], state["history"], state["best_val"])
+
+
+def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, float]], stop: _StopOnInterrupt,
+              device: torch.device, amp_dtype: torch.dtype | None) -> dict[str, float] | None:
+    """evaluate(model) in eval mode without gradients; None when Ctrl-C cut it short."""
+    model.eval()
+    try:
+        with stop.phase("evaluating"), torch.no_grad(), autocast(device, amp_dtype):
+            return evaluate(model)
+    except _EvaluationInterrupted:
+        return None
+    finally:
+        model.train()
+
+
 @contextlib.contextmanager
 def _claimed(run_dir: Path, cfg: TrainConfig, is_main: bool):
     """The run folder, checked and locked for this run (shared.runs.claim_run_dir) while it trains."""
     if not is_main:
         yield
         return
-    claim_run_dir(run_dir, cfg.resume, cfg.overwrite, "--out_dir" if cfg.out_dir else "--run_name")
+    claim_run_dir(run_dir, cfg.resume, cfg.overwrite, cfg.name_flag)
     try:
         yield
     finally:
         release_run_dir(run_dir)
-
-
-class EpochBatches:
-    """Shuffled mini-batches as a pure function of the batch index, so a resumed run sees the same data.
-
-    Batch i belongs to epoch i // steps_per_epoch; each epoch has its own permutation, drawn from a
-    generator seeded with (seed, epoch). The last, smaller batch of an epoch is kept.
-    """
-
-    def __init__(self, n_items: int, batch_size: int, seed: int):
-        if n_items < 1:
-            raise UserError("the training split is empty; check the data set and its filters.")
-        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
-        self.steps_per_epoch = math.ceil(n_items / batch_size)
-        self._epoch, self._perm = -1, None
-
-    def indices(self, i: int) -> torch.Tensor:
-        epoch, k = divmod(i, self.steps_per_epoch)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n_items, generator=generator)
-        return self._perm[k * self.batch_size:(k + 1) * self.batch_size]

@@ -21,9 +21,9 @@ from typing import Literal
 import torch
 
 from shared.cli import check
-from shared.data import DataError, load_fra_eng, load_multi30k
+from shared.data import DataError, EpochBatches, load_fra_eng, load_multi30k
 from shared.tokenizers import BOS_ID, EOS_ID, Vocab, pad_batch
-from shared.train import EpochBatches, TrainConfig
+from shared.train import TrainConfig
 
 SPLITS = ("train", "val", "test")
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")

@@ -1,14 +1,15 @@
-"""What stages 3 and 4 do around their models: train one, decode a split, score it, record the run,
-and the `evaluate` / `translate` commands. A model only has to provide the decoding interface of
-`shared.beam` (decode_start / decode_step / reorder_state) and `forward(src, src_len, tgt) -> logits`.
+"""What stages 3 and 4 both do around their models, as a library their train.py files call: decode
+a split and score it (BLEU, chrF, teacher-forced loss), record a trained run's test scores, and the
+`evaluate` / `translate` commands. Each stage trains its model with its own loop in its own train.py.
+A model only has to provide the decoding interface of `shared.beam` (decode_start / decode_step /
+reorder_state) and `forward(src, src_len, tgt) -> logits`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,15 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from shared.beam import beam_search, greedy_decode
-from shared.checkpoint import latest_run, load_checkpoint, save_checkpoint
+from shared.checkpoint import latest_run, load_checkpoint
 from shared.cli import UserError, check, config_from_dict, first_positional_as, parse_config
 from shared.devices import resolve_device
 from shared.records import command_for, write_metrics, write_results
 from shared.runs import atomic_write, write_text
 from shared.tokenizers import BOS_ID, EOS_ID, PAD_ID, Vocab
-from shared.train import count_params, train
+from shared.train import TrainResult, count_params
 from shared.translation import (
-    PairBatches,
     TranslationConfig,
     TranslationData,
     bleu_scores,
@@ -93,90 +93,46 @@ def prepare_data(cfg: TranslationConfig, vocabs: tuple[Vocab, Vocab] | None = No
     return build_data(text, cfg.min_freq, cfg.max_len, src_vocab, tgt_vocab)
 
 
-def train_translation(stage: str, cfg: TranslationConfig, model: nn.Module, data: TranslationData,
-                      model_config: dict, model_name: str, argv: Sequence[str] | None,
-                      forward_options: dict | None = None, optimizer: torch.optim.Optimizer | None = None,
-                      average_last: int = 1) -> dict:
-    """Train with the shared loop (best checkpoint by val BLEU, greedy), then score the test split
-    greedy and with beam search, write the hypotheses and metrics.json, and return the record.
+def describe(stage: str, cfg: TranslationConfig, data: TranslationData, model: nn.Module, run_dir: Path) -> str:
+    """The line a train command prints before it starts."""
+    return (f"{stage}: {cfg.dataset} {cfg.direction}, {len(data.src_ids['train']):,} train pairs, vocab "
+            f"{len(data.src_vocab):,} / {len(data.tgt_vocab):,}, {count_params(model):,} parameters, device "
+            f"{next(model.parameters()).device}, run {run_dir}")
 
-    average_last > 1: also average the weights of the last N evaluations (checkpoint averaging, as
-    in "Attention Is All You Need"); the average replaces best.pt if it scores higher on val.
-    """
-    device = next(model.parameters()).device
-    run_dir = cfg.run_dir(stage)
-    print(f"{stage}: {cfg.dataset} {cfg.direction}, {len(data.src_ids['train']):,} train pairs, vocab "
-          f"{len(data.src_vocab):,} / {len(data.tgt_vocab):,}, {count_params(model):,} parameters, device {device}, "
-          f"run {run_dir}")
-    batches = PairBatches(data, cfg.batch_size, cfg.seed, device)
-    options = forward_options or {}
 
-    def loss_fn(m, batch):
-        src, src_len, tgt = batch
-        logits = m(src, src_len, tgt, **options)  # (B, T-1, V)
-        target = tgt[:, 1:]  # (B, T-1)
-        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID,
-                               label_smoothing=cfg.label_smoothing)
-        return loss, int((target != PAD_ID).sum())
+def checkpoint_extras(stage: str, model_config: Any, data: TranslationData) -> dict:
+    """What a checkpoint needs besides the weights to translate later: the model's shape and both vocabularies."""
+    return {"model_config": asdict(model_config), "src_vocab": data.src_vocab.to_json(),
+            "tgt_vocab": data.tgt_vocab.to_json(), "stage": stage}
 
-    recent: deque[dict[str, torch.Tensor]] = deque(maxlen=average_last)
 
-    def evaluate(m) -> dict[str, float]:
-        if average_last > 1:
-            recent.append({k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()})
-        val = score_split(m, data, "val", cfg, limit=cfg.eval_pairs)
-        return {"val_loss": teacher_forced_loss(m, data, "val", cfg.eval_pairs), "val_bleu": val["bleu"]}
-
-    extra = {"model_config": model_config, "src_vocab": data.src_vocab.to_json(),
-             "tgt_vocab": data.tgt_vocab.to_json(), "stage": stage}
-    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
-                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra, optimizer=optimizer,
-                   item_name="tokens", select_by="val_bleu")
-
-    best = load_checkpoint(result.best_path)
-    model.load_state_dict(best["model"])
-    averaged = len(recent) > 1 and average_into_best(model, recent, best, result.best_path, data, cfg)
+def score_and_record(stage: str, cfg: TranslationConfig, model: nn.Module, data: TranslationData,
+                     result: TrainResult, model_name: str, argv: Sequence[str] | None, **extra: Any) -> dict:
+    """After training (the model holds the weights to score): translate the test split greedily and
+    with beam search, write both hypothesis files and metrics.json, print the scores, return the record."""
+    run_dir = result.best_path.parent
     started = time.perf_counter()
     greedy = score_split(model, data, "test", cfg)
     greedy_seconds = time.perf_counter() - started
     beam = score_split(model, data, "test", cfg, beam_size=cfg.beam_size)
+    print_scores(f"{cfg.dataset} {cfg.direction} test", greedy, beam, cfg.beam_size)
     write_hypotheses(run_dir, greedy, beam, cfg.beam_size)
     record = write_metrics(run_dir, {
         "stage": stage, "task": "translation", "model": model_name, "dataset": f"{cfg.dataset} {cfg.direction}",
-        "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model), "device": str(device),
-        "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
-        "tokens_per_sec": round(result.items_per_sec), "interrupted": result.interrupted,
-        "out_of_time": result.out_of_time,
+        "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model),
+        "device": str(next(model.parameters()).device), "steps": result.steps,
+        "train_seconds": round(result.train_seconds, 2), "tokens_per_sec": round(result.items_per_sec),
+        "interrupted": result.interrupted, "out_of_time": result.out_of_time,
         "val_bleu": max((r.get("val_bleu", 0.0) for r in result.history), default=0.0),
         "test_bleu": greedy["bleu"], "test_chrf": greedy["chrf"], "test_bleu_tok_lower": greedy["bleu_tok_lower"],
         "test_bleu_beam": beam["bleu"], "test_chrf_beam": beam["chrf"],
         "test_bleu_tok_lower_beam": beam["bleu_tok_lower"], "beam_size": cfg.beam_size,
         "length_penalty": cfg.length_penalty, "greedy_decode_seconds": round(greedy_seconds, 2),
-        "checkpoint_average": len(recent) if averaged else 1,
-        "bleu_signature": greedy["bleu_signature"], "chrf_signature": greedy["chrf_signature"],
+        "bleu_signature": greedy["bleu_signature"], "chrf_signature": greedy["chrf_signature"], **extra,
         "command": command_for(f"{stage}.train", argv),
     })
-    print_scores(f"{cfg.dataset} {cfg.direction} test", greedy, beam, cfg.beam_size)
     print(f"({result.train_seconds:.0f} s of training)  -> {run_dir}")
     return record
-
-
-def average_into_best(model: nn.Module, states: Sequence[dict[str, torch.Tensor]], best: dict, best_path: Path,
-                      data: TranslationData, cfg: TranslationConfig) -> bool:
-    """Load the mean of `states` into the model if it beats the best checkpoint on val BLEU (and save it
-    as best.pt); otherwise leave the best checkpoint's weights. Returns whether the average won."""
-    device = next(model.parameters()).device
-    best_bleu = score_split(model, data, "val", cfg)["bleu"]
-    mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[-1][k].dtype) for k in states[-1]}
-    model.load_state_dict({k: v.to(device) for k, v in mean.items()})
-    avg_bleu = score_split(model, data, "val", cfg)["bleu"]
-    print(f"checkpoint averaging: the mean of the last {len(states)} evaluations scores val BLEU {avg_bleu:.2f} "
-          f"vs {best_bleu:.2f} for the best single one")
-    if avg_bleu > best_bleu:
-        save_checkpoint(best_path, {**best, "model": mean})
-        return True
-    model.load_state_dict(best["model"])
-    return False
 
 
 def write_hypotheses(folder: Path, greedy: dict, beam: dict | None, beam_size: int) -> None:

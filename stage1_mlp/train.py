@@ -14,12 +14,12 @@ import torch.nn.functional as F
 
 from shared.checkpoint import load_checkpoint
 from shared.cli import parse_config, run_main
-from shared.data import LabeledTexts
+from shared.data import EpochBatches, LabeledTexts
 from shared.devices import resolve_device
 from shared.metrics import classification_metrics
 from shared.records import command_for, write_metrics
 from shared.tokenizers import pad_batch
-from shared.train import EpochBatches, count_params, make_adamw, seed_everything, train
+from shared.train import count_params, make_adamw, seed_everything, train
 from stage1_mlp.config import PRESETS, MLPConfig
 from stage1_mlp.data import NgramFeaturizer, load_splits
 from stage1_mlp.model import BagOfNgramsMLP
@@ -83,12 +83,12 @@ def score(model: BagOfNgramsMLP, encoded: Sequence[Sequence[int]], labels: Seque
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(MLPConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an MLP over bags of word n-grams.")
+    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = prepare(cfg)
     train_ids, train_labels = data.encoded["train"], torch.tensor(data.splits["train"].labels)
     model = build_model(cfg, data.featurizer.num_embeddings, len(data.label_names)).to(device)
-    run_dir = cfg.run_dir(STAGE)
     print(f"{STAGE}: {cfg.dataset} ({len(train_ids)} train / {len(data.encoded['val'])} val / "
           f"{len(data.encoded['test'])} test), {count_params(model):,} parameters, device {device}, run {run_dir}")
 

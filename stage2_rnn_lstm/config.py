@@ -6,28 +6,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shared.cli import check
+from shared.cli import check, model_config
 from shared.train import TrainConfig
 from stage2_rnn_lstm.model import RNNConfig
 
 
 @dataclass(frozen=True)
-class RNNTrainConfig(TrainConfig):
+class RNNTrainConfig(RNNConfig, TrainConfig):
+    """The training flags (TrainConfig) and the model's shape (RNNConfig, inherited: one definition)."""
+
     dataset: Literal["tinyshakespeare", "wikitext2"] = field(
         default="tinyshakespeare", metadata={"help": "the presets pick WikiText-2 for --vocab_type word"})
     vocab_type: Literal["char", "word"] = "char"
-    model_type: Literal["rnn", "gru", "lstm"] = "lstm"
-    embed_dim: int = 128
-    hidden_size: int = 512
-    num_layers: int = 2
-    dropout: float = 0.2
     seq_len: int = field(default=100, metadata={"help": "steps of backpropagation through time per batch"})
-    fast: bool = field(default=True, metadata={"help": "nn.LSTM/GRU/RNN (fast) or the cells written out (--no-fast)"})
-    tie_weights: bool = field(default=False, metadata={"help": "share embedding and output weights"})
     min_freq: int = field(default=1, metadata={"help": "word level: rarer training words become <unk>"})
     eval_streams: int = field(default=8, metadata={"help": "parallel streams the val/test text is cut into"})
     eval_tokens: int = field(
-        default=0, metadata={"help": "periodic evals score the first N val tokens (0 = all); the final one all"})
+        default=0, metadata={"help": "periodic evals score the first N val tokens (0 = all)"})
+    final_tokens: int = field(
+        default=0, metadata={"help": "the final val/test scores read the first N tokens (0 = all; tiny: a sample)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -35,7 +32,7 @@ class RNNTrainConfig(TrainConfig):
               "--embed_dim, --hidden_size and --num_layers must be at least 1")
         check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
         check(self.seq_len >= 1 and self.eval_streams >= 1, "--seq_len and --eval_streams must be at least 1")
-        check(self.eval_tokens >= 0, "--eval_tokens must be >= 0")
+        check(self.eval_tokens >= 0 and self.final_tokens >= 0, "--eval_tokens and --final_tokens must be >= 0")
         check(not self.tie_weights or self.embed_dim == self.hidden_size,
               f"--tie_weights needs --embed_dim equal to --hidden_size ({self.embed_dim} != {self.hidden_size})")
         check(self.min_freq >= 1, "--min_freq must be at least 1")
@@ -48,14 +45,13 @@ class RNNTrainConfig(TrainConfig):
                     + ("" if self.seed == 1337 else f"-s{self.seed}"))
 
     def model_config(self, vocab_size: int) -> RNNConfig:
-        return RNNConfig(vocab_size=vocab_size, cell=self.model_type, embed_dim=self.embed_dim,
-                         hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,
-                         fast=self.fast, tie_weights=self.tie_weights)
+        return model_config(RNNConfig, self, vocab_size=vocab_size)
 
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(preset="tiny", embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, seq_len=16, batch_size=8,
                  max_steps=60, lr=1e-2, eval_interval=30, log_interval=10, eval_streams=4, eval_tokens=4096,
+                 final_tokens=20_000,
                  by_vocab_type={"word": dict(dataset="wikitext2")}),
     # char-rnn's 2 x 512 LSTM. On 2 CPU cores it trains at ~10k characters/s whatever the batch
     # (the matrix products run near the cores' peak), so 2600 steps of 32 x 100 (8.3 epochs) fit in 15 minutes.

@@ -36,9 +36,9 @@ def lstm_gates(model, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """The first layer's gate activations at every step of one sequence idx (1, T), computed by the
     model's own cell equations from its weights (either path): LSTM -> input, forget, output gates;
     GRU -> reset, update gates. Each (T, H)."""
-    rnn, cell = model.rnn, CELLS[model.cfg.cell]
+    rnn, cell = model.rnn, CELLS[model.cfg.model_type]
     state = model.init_hidden(1, idx.device)
-    state = (state[0][0], state[1][0]) if model.cfg.cell == "lstm" else state[0]  # layer 0: (1, H)
+    state = (state[0][0], state[1][0]) if model.cfg.model_type == "lstm" else state[0]  # layer 0: (1, H)
     record: list[dict[str, torch.Tensor]] = []
     with torch.no_grad():
         x_proj = model.embedding(idx) @ rnn.weight_ih_l0.t() + rnn.bias_ih_l0  # (1, T, gates*H)

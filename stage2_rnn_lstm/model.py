@@ -12,11 +12,13 @@ a test checks both give the same outputs and hidden states within 1e-5.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import nn
+
+from shared.cli import derived
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # h (L, B, H), or (h, c) for the LSTM
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -97,14 +99,18 @@ class Recurrent(nn.Module):
 
 @dataclass(frozen=True)
 class RNNConfig:
-    vocab_size: int
-    cell: Literal["rnn", "gru", "lstm"] = "lstm"
+    """The model's shape. The training config inherits these fields, so each is also a flag."""
+
+    vocab_size: int = derived(0, "set from the vocabulary")
+    model_type: Literal["rnn", "gru", "lstm"] = field(default="lstm", metadata={"help": "the recurrent cell"})
     embed_dim: int = 128
-    hidden_size: int = 256
+    hidden_size: int = 512
     num_layers: int = 2
-    dropout: float = 0.0
-    fast: bool = True  # nn.RNN / nn.GRU / nn.LSTM (cuDNN on GPUs) instead of the Python unrolling
-    tie_weights: bool = False  # share the embedding with the output layer (needs embed_dim == hidden_size)
+    dropout: float = 0.2
+    fast: bool = field(default=True, metadata={
+        "help": "nn.LSTM/GRU/RNN (cuDNN on GPUs) or the cells written out in Python (--no-fast)"})
+    tie_weights: bool = field(default=False, metadata={
+        "help": "share embedding and output weights (needs embed_dim == hidden_size)"})
 
 
 class RecurrentLM(nn.Module):
@@ -113,11 +119,11 @@ class RecurrentLM(nn.Module):
         self.cfg = cfg
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
         if cfg.fast:
-            torch_class = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cfg.cell]
+            torch_class = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cfg.model_type]
             self.rnn = torch_class(cfg.embed_dim, cfg.hidden_size, cfg.num_layers, batch_first=True,
                                    dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
         else:
-            self.rnn = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+            self.rnn = Recurrent(cfg.model_type, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
         self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
@@ -128,7 +134,7 @@ class RecurrentLM(nn.Module):
     def init_hidden(self, batch_size: int, device: torch.device | None = None) -> Hidden:
         shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
         zeros = torch.zeros(shape, device=device or self.decoder.weight.device)
-        return (zeros, zeros.clone()) if self.cfg.cell == "lstm" else zeros
+        return (zeros, zeros.clone()) if self.cfg.model_type == "lstm" else zeros
 
     def forward(self, idx: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """idx (B, T) -> logits (B, T, V) and the hidden state after the last step."""

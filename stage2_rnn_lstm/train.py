@@ -35,6 +35,8 @@ def load_model(path, device: torch.device | str = "cpu", fast: bool | None = Non
     """(model, vocab, training config dict) from a run folder or checkpoint written by train."""
     state = load_checkpoint(path, required=("model", "model_config", "vocab", "config"))
     settings = dict(state["model_config"])
+    if "cell" in settings:  # checkpoints written before the field was named model_type
+        settings["model_type"] = settings.pop("cell")
     if fast is not None:
         settings["fast"] = fast  # the two paths share parameter names: the same weights load into either
     try:
@@ -79,11 +81,11 @@ def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str) -> dict[st
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(RNNTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an RNN / GRU / LSTM language model.")
+    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     streams = load_streams(cfg.dataset, cfg.vocab_type, cfg.min_freq)
     model = RecurrentLM(cfg.model_config(len(streams.vocab))).to(device)
-    run_dir = cfg.run_dir(STAGE)
     print(f"{STAGE}: {cfg.model_type} on {cfg.dataset} ({cfg.vocab_type}s: {len(streams.splits['train']):,} train / "
           f"{len(streams.splits['val']):,} val, vocab {len(streams.vocab):,}), {count_params(model):,} parameters, "
           f"device {device}, run {run_dir}")
@@ -114,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     scores: dict[str, float] = {}
     for split in [s for s in ("val", "test") if s in streams.splits]:
-        nats, count = score(model, streams.splits[split], cfg.eval_streams)  # the whole split
+        nats, count = score(model, streams.splits[split], cfg.eval_streams, cfg.final_tokens)  # 0: all of it
         scores.update(lm_metrics(split, nats, count, cfg.vocab_type))
     record = write_metrics(run_dir, {
         "stage": STAGE, "task": "language_model",

@@ -1,1 +1,2 @@
-"""stage3_attention_seq2seq: coming soon (see its README)."""
+"""Stage 3: a GRU encoder-decoder with Bahdanau (or Luong, or no) attention translates Multi30k
+sentences; greedy and beam-search decoding, scored with sacreBLEU."""

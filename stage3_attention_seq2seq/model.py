@@ -14,26 +14,32 @@ the encoder-decoder of Cho et al. 2014, whose one vector is the bottleneck atten
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from shared.cli import derived
+
 ATTENTION_TYPES = ("bahdanau", "luong", "none")
 
 
 @dataclass(frozen=True)
 class Seq2SeqConfig:
-    src_vocab: int
-    tgt_vocab: int
+    """The model's shape. The training config inherits these fields, so each is also a flag."""
+
+    src_vocab: int = derived(0, "set from the source vocabulary")
+    tgt_vocab: int = derived(0, "set from the target vocabulary")
     embed_dim: int = 256
-    enc_hidden: int = 512  # per direction
+    enc_hidden: int = field(default=512, metadata={"help": "GRU units per encoder direction"})
     dec_hidden: int = 512
-    attn_dim: int = 512  # Bahdanau's hidden layer
+    attn_dim: int = field(default=512, metadata={"help": "hidden size of the additive attention's MLP"})
     dropout: float = 0.3
-    attention_type: str = "bahdanau"
+    attention_type: Literal["bahdanau", "luong", "none"] = field(
+        default="bahdanau", metadata={"help": "additive (Bahdanau), multiplicative (Luong), or none (a fixed summary)"})
 
 
 class AdditiveAttention(nn.Module):

@@ -12,21 +12,30 @@ history, curves, test hypotheses (greedy and beam) and metrics.json (sacreBLEU, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 
-from shared.cli import parse_config, run_main
+import torch.nn.functional as F
+
+from shared.checkpoint import load_checkpoint
+from shared.cli import model_config, parse_config, run_main
 from shared.devices import resolve_device
-from shared.train import seed_everything
-from shared.translation_run import load_translation_checkpoint, prepare_data, train_translation
+from shared.tokenizers import PAD_ID
+from shared.train import seed_everything, train
+from shared.translation import PairBatches
+from shared.translation_run import (
+    checkpoint_extras,
+    describe,
+    load_translation_checkpoint,
+    prepare_data,
+    score_and_record,
+    score_split,
+    teacher_forced_loss,
+)
 from stage3_attention_seq2seq.config import PRESETS, Seq2SeqTrainConfig
 from stage3_attention_seq2seq.model import Seq2Seq, Seq2SeqConfig
 
 STAGE = "stage3_attention_seq2seq"
-
-
-def model_config(cfg: Seq2SeqTrainConfig, src_vocab: int, tgt_vocab: int) -> Seq2SeqConfig:
-    return Seq2SeqConfig(src_vocab, tgt_vocab, cfg.embed_dim, cfg.enc_hidden, cfg.dec_hidden, cfg.attn_dim,
-                         cfg.dropout, cfg.attention_type)
+MODEL_NAMES = {"bahdanau": "biGRU + Bahdanau attention", "luong": "biGRU + Luong attention",
+               "none": "biGRU, no attention"}
 
 
 def load_model(path: str, device):
@@ -37,15 +46,35 @@ def load_model(path: str, device):
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(Seq2SeqTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train a GRU encoder-decoder with attention for translation.")
+    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = prepare_data(cfg)
-    mcfg = model_config(cfg, len(data.src_vocab), len(data.tgt_vocab))
+    mcfg = model_config(Seq2SeqConfig, cfg, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab))
     model = Seq2Seq(mcfg).to(device)
-    name = {"bahdanau": "biGRU + Bahdanau attention", "luong": "biGRU + Luong attention",
-            "none": "biGRU, no attention"}[cfg.attention_type]
-    return train_translation(STAGE, cfg, model, data, asdict(mcfg), name, argv,
-                             forward_options={"teacher_forcing": cfg.teacher_forcing})
+    print(describe(STAGE, cfg, data, model, run_dir))
+    batches = PairBatches(data, cfg.batch_size, cfg.seed, device)
+
+    def loss_fn(m, batch):
+        src, src_len, tgt = batch  # (B, S), (B,), (B, T): tgt starts with <bos>, ends with <eos>
+        # Teacher forcing: at each step the decoder is fed the true previous word (or, with probability
+        # 1 - teacher_forcing, its own guess), and predicts the next: tgt[:, 1:].
+        logits = m(src, src_len, tgt, teacher_forcing=cfg.teacher_forcing)  # (B, T-1, V)
+        target = tgt[:, 1:]  # (B, T-1)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID,
+                               label_smoothing=cfg.label_smoothing)
+        return loss, int((target != PAD_ID).sum())
+
+    def evaluate(m) -> dict[str, float]:
+        return {"val_loss": teacher_forced_loss(m, data, "val", cfg.eval_pairs),
+                "val_bleu": score_split(m, data, "val", cfg, limit=cfg.eval_pairs)["bleu"]}
+
+    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=checkpoint_extras(STAGE, mcfg, data),
+                   item_name="tokens", select_by="val_bleu")
+
+    model.load_state_dict(load_checkpoint(result.best_path)["model"])  # the best by val BLEU
+    return score_and_record(STAGE, cfg, model, data, result, MODEL_NAMES[cfg.attention_type], argv)
 
 
 if __name__ == "__main__":

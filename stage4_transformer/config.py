@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from shared.cli import check
 from shared.translation import TranslationConfig
+from stage4_transformer.model import TransformerConfig
 
 
 @dataclass(frozen=True)
-class TransformerTrainConfig(TranslationConfig):
-    d_model: int = 256
-    n_heads: int = 8
-    n_enc_layers: int = 3
-    n_dec_layers: int = 3
-    d_ff: int = field(default=512, metadata={"help": "hidden size of the position-wise feed-forward layer"})
-    dropout: float = 0.1
-    norm_first: bool = field(default=True, metadata={"help": "pre-LN (True) or the paper's post-LN (--no-norm_first)"})
-    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
-    tie_embeddings: bool = field(default=True, metadata={"help": "share the target embedding and output matrix"})
-    attention: Literal["manual", "sdpa"] = field(
-        default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention; manual: written out"})
+class TransformerTrainConfig(TransformerConfig, TranslationConfig):
+    """The translation flags and the model's shape (TransformerConfig, inherited: one definition)."""
+
     average_last: int = field(default=1, metadata={
         "help": "average the weights of the last N evaluations (checkpoint averaging); 1 = off"})
 
@@ -32,8 +23,9 @@ class TransformerTrainConfig(TranslationConfig):
         check(self.d_model % self.n_heads == 0, f"--d_model ({self.d_model}) must be divisible by --n_heads "
                                                 f"({self.n_heads})")
         check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
-        check(self.max_len + 2 <= 256 and self.max_decode_len + 2 <= 256,
-              "--max_len and --max_decode_len must be at most 254 (the position table has 256 rows)")
+        check(max(self.max_len, self.max_decode_len) + 2 <= self.max_positions,
+              f"--max_len and --max_decode_len must be at most --max_positions - 2 ({self.max_positions - 2}): "
+              f"the position table has {self.max_positions} rows")
         check(self.average_last >= 1, "--average_last must be at least 1")
 
 
@@ -42,9 +34,10 @@ _RECIPE = dict(lr_schedule="inverse_sqrt", label_smoothing=0.1, weight_decay=0.0
 
 PRESETS: dict[str, dict] = {
     # Seconds: tests and notebooks.
-    "tiny": dict(preset="tiny", d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, dropout=0.0,
-                 max_train_pairs=500, epochs=2, batch_size=32, lr=1e-3, warmup_steps=5, log_interval=5,
-                 max_len=20, eval_pairs=100, beam_size=3, max_decode_len=25, **_RECIPE),
+    "tiny": dict(preset="tiny", d_model=64, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=128, dropout=0.0,
+                 max_train_pairs=2000, max_steps=64, eval_interval=32, batch_size=32, log_interval=8,
+                 max_len=20, eval_pairs=100, beam_size=3, max_decode_len=25,
+                 **{**_RECIPE, "lr_schedule": "cosine", "lr": 1e-2, "warmup_steps": 10}),
     # The shape of the published anchor (3 + 3 layers, 256 dims, 8 heads, 9M parameters), given the
     # training time stage 3's cpu preset takes on 2 CPU cores (16 minutes): the 1/sqrt schedule has
     # no end to reach, so the clock can stop it anywhere.

@@ -14,28 +14,34 @@ without warmup tricks and needs a final norm. Parameter names follow torch.nn.Tr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.cli import derived
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    src_vocab: int
-    tgt_vocab: int
+    """The model's shape. The training config inherits these fields, so each is also a flag."""
+
+    src_vocab: int = derived(0, "set from the source vocabulary")
+    tgt_vocab: int = derived(0, "set from the target vocabulary")
     d_model: int = 256
     n_heads: int = 8
     n_enc_layers: int = 3
     n_dec_layers: int = 3
-    d_ff: int = 512
+    d_ff: int = field(default=512, metadata={"help": "hidden size of the position-wise feed-forward layer"})
     dropout: float = 0.1
-    norm_first: bool = True
-    positions: str = "sinusoidal"  # or "learned"
-    max_positions: int = 256
-    tie_embeddings: bool = True  # target embedding == output projection
-    attention: str = "manual"  # or "sdpa"
+    norm_first: bool = field(default=True, metadata={"help": "pre-LN (True) or the paper's post-LN (--no-norm_first)"})
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    max_positions: int = field(default=256, metadata={"help": "rows of the position table: the longest sentence"})
+    tie_embeddings: bool = field(default=True, metadata={"help": "share the target embedding and output matrix"})
+    attention: Literal["manual", "sdpa"] = field(
+        default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention; manual: written out"})
 
 
 def sinusoidal_positions(n: int, d: int) -> torch.Tensor:

@@ -10,23 +10,32 @@ shared.report` puts both stages in one BLEU table.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict
+from pathlib import Path
 
-from shared.cli import parse_config, run_main
+import torch
+import torch.nn.functional as F
+
+from shared.checkpoint import load_checkpoint, save_checkpoint
+from shared.cli import model_config, parse_config, run_main
 from shared.devices import resolve_device
-from shared.train import make_adamw, seed_everything
-from shared.translation_run import load_translation_checkpoint, prepare_data, train_translation
+from shared.tokenizers import PAD_ID
+from shared.train import make_adamw, seed_everything, train
+from shared.translation import PairBatches, TranslationData
+from shared.translation_run import (
+    checkpoint_extras,
+    describe,
+    load_translation_checkpoint,
+    prepare_data,
+    score_and_record,
+    score_split,
+    teacher_forced_loss,
+)
 from stage4_transformer.config import PRESETS, TransformerTrainConfig
 from stage4_transformer.model import Transformer, TransformerConfig
 
 STAGE = "stage4_transformer"
-
-
-def model_config(cfg: TransformerTrainConfig, src_vocab: int, tgt_vocab: int) -> TransformerConfig:
-    return TransformerConfig(src_vocab, tgt_vocab, cfg.d_model, cfg.n_heads, cfg.n_enc_layers, cfg.n_dec_layers,
-                             cfg.d_ff, cfg.dropout, cfg.norm_first, cfg.positions, 256, cfg.tie_embeddings,
-                             cfg.attention)
 
 
 def load_model(path: str, device):
@@ -38,15 +47,62 @@ def load_model(path: str, device):
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(TransformerTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an encoder-decoder Transformer for translation.")
+    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = prepare_data(cfg)
-    mcfg = model_config(cfg, len(data.src_vocab), len(data.tgt_vocab))
+    mcfg = model_config(TransformerConfig, cfg, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab))
     model = Transformer(mcfg).to(device)
-    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device, betas=(0.9, 0.98))
+    print(describe(STAGE, cfg, data, model, run_dir))
+    batches = PairBatches(data, cfg.batch_size, cfg.seed, device)
+    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device, betas=(0.9, 0.98))  # the paper's betas
+
+    def loss_fn(m, batch):
+        src, src_len, tgt = batch  # (B, S), (B,), (B, T): tgt starts with <bos>, ends with <eos>
+        logits = m(src, src_len, tgt)  # (B, T-1, V): every position at once, the causal mask hides the future
+        target = tgt[:, 1:]  # (B, T-1)
+        # Label smoothing: the target is 1 - e on the right word and e spread over the vocabulary.
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID,
+                               label_smoothing=cfg.label_smoothing)
+        return loss, int((target != PAD_ID).sum())
+
+    recent: deque[dict[str, torch.Tensor]] = deque(maxlen=cfg.average_last)  # weights at the last evaluations
+
+    def evaluate(m) -> dict[str, float]:
+        if cfg.average_last > 1:
+            recent.append({k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()})
+        return {"val_loss": teacher_forced_loss(m, data, "val", cfg.eval_pairs),
+                "val_bleu": score_split(m, data, "val", cfg, limit=cfg.eval_pairs)["bleu"]}
+
+    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=checkpoint_extras(STAGE, mcfg, data),
+                   optimizer=optimizer, item_name="tokens", select_by="val_bleu")
+
+    best = load_checkpoint(result.best_path)
+    model.load_state_dict(best["model"])  # the best by val BLEU
+    averaged = len(recent) > 1 and average_into_best(model, recent, best, result.best_path, data, cfg)
     layers = f"{cfg.n_enc_layers}+{cfg.n_dec_layers}L {cfg.d_model}d {'pre' if cfg.norm_first else 'post'}-LN"
-    return train_translation(STAGE, cfg, model, data, asdict(mcfg), f"Transformer {layers}", argv,
-                             optimizer=optimizer, average_last=cfg.average_last)
+    return score_and_record(STAGE, cfg, model, data, result, f"Transformer {layers}", argv,
+                            checkpoint_average=len(recent) if averaged else 1)
+
+
+def average_into_best(model: Transformer, states: Sequence[dict[str, torch.Tensor]], best: dict, best_path: Path,
+                      data: TranslationData, cfg: TransformerTrainConfig) -> bool:
+    """Checkpoint averaging ("Attention Is All You Need"): load the mean of `states` into the model if
+    it beats the best checkpoint on val BLEU (and save it as best.pt); otherwise keep the best
+    checkpoint's weights. Returns whether the average won."""
+    device = next(model.parameters()).device
+    best_bleu = score_split(model, data, "val", cfg)["bleu"]
+    mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[-1][k].dtype) for k in states[-1]}
+    model.load_state_dict({k: v.to(device) for k, v in mean.items()})
+    avg_bleu = score_split(model, data, "val", cfg)["bleu"]
+    print(f"checkpoint averaging: the mean of the last {len(states)} evaluations scores val BLEU {avg_bleu:.2f} "
+          f"vs {best_bleu:.2f} for the best single one")
+    if avg_bleu > best_bleu:
+        save_checkpoint(best_path, {**best, "model": mean})
+        return True
+    model.load_state_dict(best["model"])
+    return False
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shared.cli import check
+from shared.cli import check, model_config
 from shared.train import TrainConfig
 from stage5_gpt.model import GPTConfig
 
@@ -13,25 +13,13 @@ DATASETS = ("tinyshakespeare", "wikitext2", "the_verdict", "text_file")
 
 
 @dataclass(frozen=True)
-class GPTTrainConfig(TrainConfig):
+class GPTTrainConfig(GPTConfig, TrainConfig):
+    """The training flags (TrainConfig) and the model's shape (GPTConfig, inherited: one definition)."""
+
     dataset: Literal["tinyshakespeare", "wikitext2", "the_verdict", "text_file"] = "tinyshakespeare"
     text_file: str = field(default="", metadata={"help": "your own UTF-8 text (with --dataset text_file)"})
     tokenizer: Literal["auto", "char", "gpt2"] = field(
         default="auto", metadata={"help": "auto: char for Tiny Shakespeare, GPT-2 BPE for the rest"})
-    # The model (GPT-2 names: n_layer, n_head, n_embd, block_size).
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = field(default=64, metadata={"help": "context length in tokens"})
-    dropout: float = 0.0
-    bias: bool = field(default=False, metadata={"help": "biases in linear layers and norms (GPT-2 has them)"})
-    attention: Literal["sdpa", "manual"] = field(
-        default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention (fast); manual: written out"})
-    position: Literal["learned", "rope"] = "learned"
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    gelu: Literal["tanh", "exact"] = field(
-        default="exact", metadata={"help": "GELU form: tanh approximation (GPT-2's) or exact erf (faster on CPUs)"})
     init_from: str = field(
         default="scratch",
         metadata={"help": "scratch, a stage 5 run folder/checkpoint, or a Hugging Face GPT-2 folder"})
@@ -59,10 +47,7 @@ class GPTTrainConfig(TrainConfig):
         return "char" if self.dataset == "tinyshakespeare" else "gpt2"
 
     def model_config(self, vocab_size: int) -> GPTConfig:
-        return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias,
-                         attention=self.attention, position=self.position, norm=self.norm, mlp=self.mlp,
-                         gelu=self.gelu)
+        return model_config(GPTConfig, self, vocab_size=vocab_size)
 
 
 _GPT2_TRAINING = dict(gelu="tanh", batch_size=32, grad_accum=16, block_size=1024, lr=6e-4, min_lr_ratio=0.1,
@@ -71,11 +56,13 @@ _GPT2_TRAINING = dict(gelu="tanh", batch_size=32, grad_accum=16, block_size=1024
 
 PRESETS: dict[str, dict] = {
     # Seconds on a laptop: tests and notebooks.
-    "tiny": dict(preset="tiny", n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_steps=60, lr=3e-3,
+    "tiny": dict(preset="tiny", n_layer=2, n_head=2, n_embd=32, block_size=32, bias=False, gelu="exact",
+                 batch_size=8, max_steps=60, lr=3e-3,
                  warmup_steps=5, eval_interval=30, log_interval=10, weight_decay=0.1, eval_tokens=4096),
     # nanoGPT's CPU shape from its README: 4 layers, 4 heads, 128 dims, context 64, batch 12, 2000 steps.
     # Twice nanoGPT's learning rate: val 1.80 instead of 1.90 after the same 2000 steps.
-    "cpu": dict(preset="cpu", n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_steps=2000,
+    "cpu": dict(preset="cpu", n_layer=4, n_head=4, n_embd=128, block_size=64, bias=False, gelu="exact",
+                batch_size=12, max_steps=2000,
                 lr=2e-3, min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, dropout=0.0, eval_interval=250,
                 log_interval=50,
                 # GPT-2 BPE: a 50k-row embedding; score 64k val tokens at each eval, the whole split at the end.
@@ -83,7 +70,8 @@ PRESETS: dict[str, dict] = {
     # nanoGPT's shakespeare-char GPU shape: 6 layers, 6 heads, 384 dims, context 256, batch 64. Half of
     # nanoGPT's 5000 steps: the cosine ends sooner, so val 1.47 comes at step ~1500 instead of 1750, and
     # the best val is 1.458 (3 seeds) against nanoGPT's 1.470. Eager: compiling costs more than it saves here.
-    "gpu": dict(preset="gpu", n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, max_steps=2500,
+    "gpu": dict(preset="gpu", n_layer=6, n_head=6, n_embd=384, block_size=256, bias=False, gelu="exact",
+                batch_size=64, max_steps=2500,
                 lr=1e-3, min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, dropout=0.2, eval_interval=250,
                 log_interval=50,
                 # 2.4M tokens are 150 steps of 16k: past ~10 epochs it only overfits.

@@ -15,30 +15,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.cli import derived
 from shared.sampling import sample_next
 
 
 @dataclass(frozen=True)
 class GPTConfig:
-    vocab_size: int = 50257
-    block_size: int = 1024  # the context length
+    """The model's shape. The defaults are GPT-2 small (124M); stage 5's presets choose smaller ones.
+    The training config inherits these fields, so each is also a flag (`--n_layer 6`)."""
+
+    vocab_size: int = derived(50257, "set from the tokenizer")
+    block_size: int = field(default=1024, metadata={"help": "context length in tokens"})
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
-    bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2
-    attention: Literal["sdpa", "manual"] = "sdpa"
+    bias: bool = field(default=True, metadata={"help": "biases in linear layers and norms (GPT-2 has them)"})
+    attention: Literal["sdpa", "manual"] = field(
+        default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention (fast); manual: written out"})
     position: Literal["learned", "rope"] = "learned"
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     mlp: Literal["gelu", "swiglu"] = "gelu"
-    gelu: Literal["tanh", "exact"] = "tanh"  # GPT-2 used the tanh approximation; exact erf is faster on CPUs
+    gelu: Literal["tanh", "exact"] = field(
+        default="tanh", metadata={"help": "GELU form: tanh approximation (GPT-2's) or exact erf (faster on CPUs)"})
 
 
 class RMSNorm(nn.Module):
@@ -95,6 +101,26 @@ class KVCache:
         return k, v
 
 
+def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: nn.Module
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ / sqrt(hd) + causal mask) v, step by step. q (B, nh, T, hd), k and v (B, nh, S, hd)
+    -> the output (B, nh, T, hd) and the attention weights (B, nh, T, S)."""
+    T, S = q.size(2), k.size(2)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, T, S)
+    scores = scores.masked_fill(~causal_mask(T, S, q.device), float("-inf"))
+    weights = torch.softmax(scores.float(), dim=-1).type_as(q)  # (B, nh, T, S)
+    return dropout(weights) @ v, weights  # (B, nh, T, hd)
+
+
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """The same computation in one kernel (flash attention on GPUs): F.scaled_dot_product_attention."""
+    T, S = q.size(2), k.size(2)
+    if T == S:  # no cache, or a first chunk: the plain causal mask
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    mask = None if T == 1 else causal_mask(T, S, q.device)  # one new token may see every key
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
@@ -105,10 +131,11 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
-        self.last_attention: torch.Tensor | None = None  # (B, nh, T, S), kept when asked (manual path)
-        self.keep_attention = False
 
-    def forward(self, x: torch.Tensor, rope: tuple | None = None, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, cache: KVCache | None = None,
+                attention_maps: list | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). With a cache, k and v of earlier tokens come from it. Given a list
+        in attention_maps, the written-out path runs and appends its weights (B, nh, T, S) to it."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
@@ -118,21 +145,12 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (B, nh, S, hd), S = past + T
-        S = k.size(2)
-        if self.cfg.attention == "manual" or self.keep_attention:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, nh, T, S)
-            scores = scores.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
-            weights = torch.softmax(scores.float(), dim=-1).type_as(q)  # (B, nh, T, S)
-            if self.keep_attention:
-                self.last_attention = weights.detach()
-            y = self.attn_dropout(weights) @ v  # (B, nh, T, hd)
+        if self.cfg.attention == "manual" or attention_maps is not None:
+            y, weights = written_out_attention(q, k, v, self.attn_dropout)  # (B, nh, T, hd)
+            if attention_maps is not None:
+                attention_maps.append(weights.detach())
         else:
-            drop = self.cfg.dropout if self.training else 0.0
-            if T == S:  # no cache, or a first chunk: the plain causal mask (flash attention)
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
-            else:
-                mask = None if T == 1 else causal_mask(T, S, x.device)  # one new token may see every key
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+            y = fused_attention(q, k, v, self.cfg.dropout if self.training else 0.0)  # (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -167,8 +185,9 @@ class Block(nn.Module):
         self.ln_2 = make_norm(cfg)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, rope: tuple | None = None, cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rope, cache)  # (B, T, C)
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, cache: KVCache | None = None,
+                attention_maps: list | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, cache, attention_maps)  # (B, T, C)
         return x + self.mlp(self.ln_2(x))  # (B, T, C)
 
 
@@ -217,8 +236,10 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss
 
-    def features(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """idx (B, T) -> the final hidden states (B, T, C), after ln_f: what lm_head (or a classifier) reads."""
+    def features(self, idx: torch.Tensor, cache: KVCache | None = None,
+                 attention_maps: list | None = None) -> torch.Tensor:
+        """idx (B, T) -> the final hidden states (B, T, C), after ln_f: what lm_head (or a classifier) reads.
+        attention_maps: a list to receive each layer's attention weights (B, nh, T, S)."""
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.cfg.block_size:
@@ -232,8 +253,15 @@ class GPT(nn.Module):
             rope = rope_cos_sin(self.cfg.n_embd // self.cfg.n_head, positions)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, rope, cache)  # (B, T, C)
+            x = block(x, rope, cache, attention_maps)  # (B, T, C)
         return self.transformer.ln_f(x)  # (B, T, C)
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's attention weights for idx (B, T): a list of n_layer tensors (B, nh, T, T)."""
+        maps: list[torch.Tensor] = []
+        self.features(idx, attention_maps=maps)
+        return maps
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,

@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, argv) -> dict:
+    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     seed_everything(cfg.seed)
     torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the fp32 parts on Ampere+ GPUs
     torch.backends.cudnn.allow_tf32 = True
@@ -115,7 +116,6 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
     corpus.check_context(cfg.block_size)
     model = build_model(cfg, corpus).to(device)
     seed_everything(cfg.seed + rank)  # same initial weights everywhere, different dropout per process
-    run_dir = cfg.run_dir(STAGE)
     n_train = len(corpus.splits["train"])
     if rank == 0:
         print(f"{STAGE}: {cfg.dataset} ({corpus.tokenizer.kind} tokens: {n_train:,} train / "

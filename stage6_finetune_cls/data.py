@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from shared.data import LabeledTexts, load_sms_spam_balanced
-from shared.train import EpochBatches
+from shared.data import EpochBatches, LabeledTexts, load_sms_spam_balanced
 from stage5_gpt.data import GPT2_EOT, Tokenizer
 
 

@@ -94,6 +94,7 @@ def score(model: GPTClassifier, split: EncodedSplit) -> dict:
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(FinetuneConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Finetune a stage 5 GPT for SMS spam classification.")
+    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     gpt, tokenizer, source = pretrained_gpt(cfg)
@@ -102,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model = GPTClassifier(gpt, len(label_names))
     set_trainable(model, cfg.trainable, cfg.lora_rank, cfg.lora_alpha)
     model.to(device)
-    run_dir = cfg.run_dir(STAGE)
     n_trainable = trainable_parameters(model)
     print(f"{STAGE}: {source}, {gpt.cfg.n_layer} layers x {gpt.cfg.n_embd} dims; trainable {cfg.trainable}: "
           f"{n_trainable:,} of {count_params(model):,} parameters; {len(data['train'])} train / "

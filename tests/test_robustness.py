@@ -21,6 +21,7 @@ from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from shared.report import render
 from stage1_mlp import train as stage1_train
 from stage3_attention_seq2seq import train as stage3_train
+from stage5_gpt import train as stage5_train
 from stage5_gpt.data import load_corpus
 
 TINY_TREC = ["--preset", "tiny", "--dataset", "trec"]
@@ -148,50 +149,68 @@ def test_a_stray_temp_file_and_no_last_pt_resume_from_best_pt(tmp_path, capsys):
     assert record["steps"] == 30 and not list(out.glob(".*.tmp"))
 
 
-def _train_quietly(argv):
-    """A forked child: starts in milliseconds (torch is already imported), one thread (OpenMP's pool
-    does not survive a fork), nothing printed."""
+def _train_in_child(run_dir, resume: bool, steps: int) -> None:
+    """A forked child: it starts in milliseconds (torch is imported already) and trains with one
+    thread (OpenMP's pool does not survive a fork), printing nothing. The same model and data every
+    time, a pure function of the seed, as in every stage."""
+    from torch import nn
+
+    from shared.data import EpochBatches
+    from shared.train import TrainConfig, train
+
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     torch.set_num_threads(1)
-    stage1_train.main(argv)
+    torch.manual_seed(0)
+    x, y = torch.randn(512, 64), torch.randint(0, 4, (512,))
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 256), nn.ReLU(),
+                          nn.Linear(256, 4))  # 83k parameters: each save takes a few milliseconds
+    batches = EpochBatches(512, 32, seed=0)
+    cfg = TrainConfig(max_steps=steps, eval_interval=1, log_interval=1, lr_schedule="constant", resume=resume)
+    train(model, cfg, batch_at=lambda i: (x[batches.indices(i)], y[batches.indices(i)]),
+          loss_fn=lambda m, b: (nn.functional.cross_entropy(m(b[0]), b[1]), len(b[1])),
+          evaluate=lambda m: {"val_loss": nn.functional.cross_entropy(m(x[:64]), y[:64]).item()},
+          run_dir=run_dir, steps_per_epoch=batches.steps_per_epoch)
 
 
 def test_kills_during_saves_never_damage_a_checkpoint_and_resume_is_exact(tmp_path):
-    """Killed (SIGKILL) 12 times, half of them while a checkpoint was being written: every checkpoint
+    """Killed (SIGKILL) 10 times, half of them while a checkpoint was being written: every checkpoint
     left behind loads, and --resume then finishes with exactly the uninterrupted run's weights."""
-    flags = [*TINY_TREC, "--max_steps", "100", "--eval_interval", "1", "--log_interval", "1", "--lr_schedule",
-             "constant", "--warmup_steps", "0"]
+    steps = 100
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo (seconds):
+    # do that here, once, so that every forked child starts training at once
     fork = multiprocessing.get_context("fork")
-    whole = fork.Process(target=_train_quietly, args=([*flags, "--out_dir", str(tmp_path / "whole")],))
-    whole.start()
-    whole.join()
+
+    def run(run_dir, resume):
+        child = fork.Process(target=_train_in_child, args=(run_dir, resume, steps))
+        child.start()
+        return child
+
+    run(tmp_path / "whole", False).join()
     out = tmp_path / "killed"
     rng = random.Random(0)
-    mid_save_kills = 0
-    for kill in range(12):
-        resume = ["--resume"] if any((out / n).exists() for n in ("last.pt", "best.pt")) else []
-        child = fork.Process(target=_train_quietly, args=([*flags, "--out_dir", str(out), *resume],))
-        child.start()
+    kills = mid_save_kills = 0
+    while kills < 10:
+        child = run(out, any((out / n).exists() for n in ("last.pt", "best.pt")))
         # Even kills at a random moment; odd ones while a checkpoint is being written.
-        deadline = time.monotonic() + (rng.uniform(0.3, 2.0) if kill % 2 == 0 else 20)
+        deadline = time.monotonic() + (rng.uniform(0.05, 0.4) if kills % 2 == 0 else 20)
         while time.monotonic() < deadline and child.is_alive():
-            if kill % 2 and list(out.glob(".*.pt.*.tmp")):
+            if kills % 2 and list(out.glob(".*.pt.*.tmp")):
                 mid_save_kills += 1
                 break
+        assert child.is_alive(), "the run finished before it was killed 10 times"
         os.kill(child.pid, signal.SIGKILL)
         child.join()
+        kills += 1
         for name in ("last.pt", "best.pt"):
             if (out / name).exists():
                 load_checkpoint(out / name)  # intact, whatever the moment of the kill
-    assert mid_save_kills >= 3
-    finish = fork.Process(target=_train_quietly, args=([*flags, "--out_dir", str(out), "--resume"],))
-    finish.start()
-    finish.join()
+    assert mid_save_kills >= 3 and load_checkpoint(out / "best.pt")["step"] > 0  # it got somewhere between kills
+    run(out, True).join()  # --resume, to the end
     whole = load_checkpoint(tmp_path / "whole" / "last.pt")
     resumed = load_checkpoint(out / "last.pt")
-    assert resumed["step"] == whole["step"] == 100
+    assert resumed["step"] == whole["step"] == steps
     for key in whole["model"]:
         torch.testing.assert_close(resumed["model"][key], whole["model"][key], rtol=0, atol=1e-6)
 
@@ -202,10 +221,11 @@ def test_kills_during_saves_never_damage_a_checkpoint_and_resume_is_exact(tmp_pa
 def test_chinese_text_without_spaces_trains_and_is_scored(tmp_path):
     text = tmp_path / "zh.txt"
     text.write_text("从前有一座山，山里有一座庙，庙里有个老和尚在给小和尚讲故事。" * 300, encoding="utf-8")
+    flags = ["--preset", "tiny", "--dataset", "text_file", "--text_file", str(text), "--max_steps", "20"]
+    done = run_cli("stage5_gpt.train", *flags, "--tokenizer", "gpt2", "--out_dir", str(tmp_path / "gpt2"))
+    assert done.returncode == 0, done.stderr[-2000:]  # as a user runs it: GPT-2's bytes
+    stage5_train.main([*flags, "--tokenizer", "char", "--out_dir", str(tmp_path / "char")])  # and characters
     for tokenizer in ("char", "gpt2"):
-        done = run_cli("stage5_gpt.train", "--preset", "tiny", "--dataset", "text_file", "--text_file", str(text),
-                       "--tokenizer", tokenizer, "--max_steps", "20", "--out_dir", str(tmp_path / tokenizer))
-        assert done.returncode == 0, done.stderr[-2000:]
         metrics = json.loads((tmp_path / tokenizer / "metrics.json").read_text(encoding="utf-8"))
         assert math.isfinite(metrics["val_perplexity"]) and metrics["val_loss"] < 0.9 * math.log(metrics["params"])
         assert "val_word_perplexity" not in metrics  # words are WikiText's unit, not Chinese text's
@@ -231,7 +251,7 @@ def test_resume_with_changed_settings_names_them(trec_run):
 def test_resume_of_a_gpt_with_another_width_names_it(tmp_path):
     out = tmp_path / "gpt"
     flags = ["--preset", "tiny", "--max_steps", "4", "--eval_interval", "2", "--out_dir", str(out)]
-    assert run_cli("stage5_gpt.train", *flags).returncode == 0
+    stage5_train.main(flags)
     one_error(run_cli("stage5_gpt.train", *flags, "--resume", "--n_embd", "64", "--max_steps", "6"),
               1, "--n_embd 32 (now 64)")
 
@@ -304,7 +324,8 @@ def test_attention_heatmap_to_an_unwritable_path_is_one_sentence(translation_run
 def _loop_task(tmp_path, evaluate, **cfg):
     from torch import nn
 
-    from shared.train import EpochBatches, TrainConfig, train
+    from shared.data import EpochBatches
+    from shared.train import TrainConfig, train
 
     torch.manual_seed(0)
     x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))

@@ -1,6 +1,8 @@
 """Stage 2: the written-out RNN/GRU/LSTM equal PyTorch's, truncated BPTT trains, generation and errors."""
 
 
+import math
+
 import pytest
 import torch
 from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss, run_cli
@@ -15,7 +17,7 @@ from stage2_rnn_lstm.model import RecurrentLM, RNNConfig
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_cells_written_out_equal_torch_modules(cell):
     torch.manual_seed(0)
-    cfg = RNNConfig(vocab_size=30, cell=cell, embed_dim=12, hidden_size=16, num_layers=3, dropout=0.0, fast=False)
+    cfg = RNNConfig(vocab_size=30, model_type=cell, embed_dim=12, hidden_size=16, num_layers=3, dropout=0.0, fast=False)
     scratch = RecurrentLM(cfg).eval()
     fast = RecurrentLM(RNNConfig(**{**cfg.__dict__, "fast": True})).eval()
     fast.load_state_dict(scratch.state_dict())  # same parameter names and layouts: a straight copy
@@ -55,7 +57,7 @@ def test_tiny_preset_trains(tiny_run):
     out, record = tiny_run
     first, last = first_and_last_train_loss(out)
     assert last < first - 0.8
-    assert record["val_loss"] < 3.3 < 4.23  # ln(69): a uniform guess over the characters
+    assert record["val_loss"] < 0.8 * math.log(69)  # a uniform guess over the 69 characters scores ln(69)
     assert record["val_bits_per_char"] == pytest.approx(record["val_loss"] / 0.693147)
 
 

@@ -6,8 +6,10 @@ import sys
 
 import pytest
 import torch
-from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted
+from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted, first_and_last_train_loss
 
+from shared.checkpoint import load_checkpoint
+from shared.translation import tokenize
 from stage3_attention_seq2seq import evaluate as stage3_evaluate
 from stage3_attention_seq2seq import train as stage3_train
 from stage3_attention_seq2seq import translate as stage3_translate
@@ -40,9 +42,15 @@ def test_tiny_model_memorises_fifty_pairs():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "stage3_attention_seq2seq" / "tiny"
-    record = stage3_train.main(["--preset", "tiny", "--out_dir", str(out), "--max_steps", "12",
-                                "--eval_interval", "6"])
+    record = stage3_train.main(["--preset", "tiny", "--out_dir", str(out)])
     return out, record
+
+
+def test_tiny_preset_learns_to_translate_a_little(tiny_run):
+    out, record = tiny_run
+    first, last = first_and_last_train_loss(out)
+    assert last < first - 1.0
+    assert record["test_bleu"] > 0.3 and record["test_bleu_beam"] > 0.3 and record["test_chrf"] > 5
 
 
 def test_train_records_both_bleu_figures_and_hypotheses(tiny_run):
@@ -60,7 +68,9 @@ def test_evaluate_and_translate(tiny_run, tmp_path, capsys):
     png = tmp_path / "attn.png"
     text = stage3_translate.main(["a man is riding a bike .", "--checkpoint", str(out),
                                   "--show_attention", str(png)])
-    assert isinstance(text, str) and png.stat().st_size > 1000
+    vocab = load_checkpoint(out)["tgt_vocab"]["itos"]
+    assert text.strip() and all(token in vocab for token in tokenize(text))  # words it learnt, detokenized
+    assert png.stat().st_size > 1000
 
 
 def test_resume_equals_uninterrupted(tmp_path):

@@ -3,7 +3,7 @@ equals full decoding, a tiny model memorises 50 pairs, and the commands work."""
 
 import pytest
 import torch
-from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted
+from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted, first_and_last_train_loss
 from torch import nn
 
 from stage4_transformer import evaluate as stage4_evaluate
@@ -120,9 +120,15 @@ def test_tiny_model_memorises_fifty_pairs():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "stage4_transformer" / "tiny"
-    record = stage4_train.main(["--preset", "tiny", "--out_dir", str(out), "--max_steps", "12",
-                                "--eval_interval", "6"])
+    record = stage4_train.main(["--preset", "tiny", "--out_dir", str(out)])
     return out, record
+
+
+def test_tiny_preset_learns_to_translate_a_little(tiny_run):
+    out, record = tiny_run
+    first, last = first_and_last_train_loss(out)
+    assert last < first - 1.0
+    assert record["test_bleu"] > 0.05 and record["test_bleu_beam"] > 0.05 and record["test_chrf"] > 5
 
 
 def test_train_evaluate_translate(tiny_run, tmp_path):

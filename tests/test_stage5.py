@@ -2,6 +2,7 @@
 through Hugging Face's format, and every command runs end to end on the tiny preset."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -129,9 +130,11 @@ def test_tiny_preset_trains_and_records_its_numbers(tiny_run):
     out, record = tiny_run
     first, last = first_and_last_train_loss(out)
     assert last < first - 0.5
-    assert record["val_loss"] < 3.5 < 4.23  # ln(69): a uniform guess over the characters
+    assert record["val_loss"] < 0.85 * math.log(69)  # a uniform guess over the 69 characters scores ln(69)
     assert record["task"] == "language_model" and record["val_bpc"] == pytest.approx(record["val_loss"] / 0.693147)
-    assert json.loads((out / "metrics.json").read_text())["tokens_per_sec"] > 0
+    tokens = record["steps"] * 8 * 32  # the tiny preset: batches of 8 windows of 32 tokens
+    assert json.loads((out / "metrics.json").read_text())["tokens_per_sec"] == pytest.approx(
+        tokens / record["train_seconds"], rel=0.05)
 
 
 def test_resume_equals_uninterrupted(tmp_path):
@@ -161,7 +164,8 @@ def test_evaluate_and_info(tiny_run):
     out, record = tiny_run
     results = stage5_evaluate.main(["--checkpoint", str(out)])
     assert results["val_loss"] == pytest.approx(record["val_loss"], abs=1e-4)
-    assert json.loads((out / "eval-tinyshakespeare.json").read_text())["val_perplexity"] > 1
+    saved = json.loads((out / "eval-tinyshakespeare.json").read_text())
+    assert saved["val_perplexity"] == pytest.approx(math.exp(saved["val_loss"]))
     report = stage5_info.main(["--preset", "gpt2"])
     assert 124e6 < report["parameters"] < 125e6  # GPT-2 small with a 50304-row (padded) embedding
 

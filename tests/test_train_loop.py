@@ -11,8 +11,9 @@ from torch import nn
 
 from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from shared.cli import UserError
+from shared.data import EpochBatches
 from shared.records import read_history
-from shared.train import EpochBatches, TrainConfig, TrainingDiverged, lr_at, train
+from shared.train import TrainConfig, TrainingDiverged, lr_at, train
 
 
 def make_task(seed=0, n=256):
