@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
-.PHONY: install install-dev demo test lint results pretrain stage6-table clean
+.PHONY: install install-dev demo test lint results pretrain stage6-table clean check
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ demo: install
 	$(PY) -m stage6_finetune_cls.train --init_from runs/stage5_gpt/wikitext2-quick --trainable all --epochs 3 --run_name quick --overwrite
 	$(PY) -m stage6_finetune_cls.classify "WINNER! You have been selected to receive a £900 prize. Call 09061701461 to claim now."
 	$(PY) -m shared.report
+
+# Check your own implementation of a stage's parts (stageN_x/yours.py): make check STAGE=4
+check: install
+	$(PY) -m shared.check $(STAGE)
 
 lint: install-dev
 	$(PY) -m ruff check .

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 import torch
 
-from shared.tokenizers import BOS_ID, EOS_ID
+from shared.tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+
+def greedy_step(model, prev: torch.Tensor, state, finished: torch.Tensor):
+    """One step of greedy decoding: feed the previous tokens prev (B,), take the most probable next
+    token of each sentence; a sentence already finished (it emitted <eos>) gets <pad> instead, and one
+    that emits <eos> now is finished. -> (next tokens (B,), the model's new state, finished (B,))."""
+    log_probs, state = model.decode_step(prev, state)  # (B, V)
+    next_ids = log_probs.argmax(-1).masked_fill(finished, PAD_ID)  # (B,)
+    return next_ids, state, finished | (next_ids == EOS_ID)
 
 
 @torch.no_grad()
@@ -26,13 +35,11 @@ def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, max_len: int)
     batch = src.size(0)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
     out = torch.zeros(batch, 0, dtype=torch.long, device=src.device)
-    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     for _ in range(max_len):
-        log_probs, state = model.decode_step(prev, state)  # (B, V)
-        prev = log_probs.argmax(-1)  # (B,)
+        prev, state, finished = greedy_step(model, prev, state, finished)  # (B,)
         out = torch.cat([out, prev[:, None]], dim=1)  # (B, t)
-        done |= prev == EOS_ID
-        if done.all():
+        if finished.all():
             break
     return [_until_eos(row) for row in out.tolist()]
 

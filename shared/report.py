@@ -81,7 +81,7 @@ def group_by_seed(runs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         key = (run.get("stage"), run.get("dataset"), run.get("model"), run.get("preset"),
-               re.sub(r"-s\d+$", "", run.get("run", "")), bool(run.get("interrupted")))
+               re.sub(r"-s\d+$", "", run.get("run", "")), bool(run.get("interrupted")), bool(run.get("yours")))
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
@@ -117,6 +117,8 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
                 for _, key, kind in cols:
                     values = [r.get(key) for r in group]
                     cells.append(str(values[0] or "") if kind == "s" else _cell(values, kind))
+                if group[0].get("yours"):  # trained with the learner's own parts (--yours)
+                    cells[cols.index(("model", "model", "s"))] += " (yours)"
                 if group[0].get("interrupted"):  # marked: it stopped before its last step
                     at = f" at step {group[0].get('steps')}" if len(group) == 1 and group[0].get("steps") else ""
                     cells[cols.index(("model", "model", "s"))] += f" (interrupted{at})"

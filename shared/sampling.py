@@ -27,21 +27,30 @@ def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     check(0 < top_p <= 1, "--top_p must be in (0, 1] (1 = off)")
 
 
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest logits of each row, set the others to -inf. logits (B, V) -> (B, V)."""
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1): the k-th largest
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability adds up to >= p (the nucleus),
+    set the others to -inf. logits (B, V) -> (B, V)."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    # Drop a token when the tokens ranked above it already hold >= p of the mass: the token that
+    # crosses p stays, and so does the most likely one.
+    mass_before = torch.cumsum(probs, dim=-1) - probs  # (B, V)
+    drop = torch.zeros_like(mass_before, dtype=torch.bool).scatter(-1, order, mass_before >= p)
+    return logits.masked_fill(drop, float("-inf"))
+
+
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set the logits of tokens outside the top-k and outside the nucleus to -inf. logits: (B, V)."""
-    logits = logits.clone()
     if 0 < top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (B, 1)
-        logits[logits < kth] = float("-inf")
+        logits = top_k_filter(logits, top_k)
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # Drop a token when the tokens ranked above it already hold >= top_p of the mass;
-        # the most likely token always stays.
-        mass_before = torch.cumsum(probs, dim=-1) - probs  # (B, V)
-        drop_sorted = mass_before >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits[drop] = float("-inf")
+        logits = top_p_filter(logits, top_p)
     return logits
 
 

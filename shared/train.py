@@ -68,6 +68,9 @@ class TrainConfig:
     run_name: str = field(default="", metadata={"help": "default <dataset>-<preset>[-s<seed>]"})
     resume: bool = field(default=False, metadata={"help": "continue the run in the run folder (its newest checkpoint)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a run already in the run folder"})
+    yours: bool = field(default=False, metadata={
+        "help": "train with your own parts from the stage's yours.py (check them first: python -m shared.check)"})
+    yours_file: str = field(default="", metadata={"help": "with --yours: another file with the same functions"})
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1 or self.max_steps >= 1, "--epochs or --max_steps must be at least 1")
@@ -86,8 +89,12 @@ class TrainConfig:
     def run_dir(self, stage: str) -> Path:
         if self.out_dir:
             return Path(self.out_dir)
-        name = self.run_name or f"{self.dataset}-{self.preset}" + ("" if self.seed == 1337 else f"-s{self.seed}")
-        return Path("runs") / stage / name
+        return Path("runs") / stage / (self.run_name or f"{self.dataset}-{self.preset}{self.name_suffix}")
+
+    @property
+    def name_suffix(self) -> str:
+        """The end of a default run name: -yours for your parts, -s<seed> for a seed other than 1337."""
+        return ("-yours" if self.yours else "") + ("" if self.seed == 1337 else f"-s{self.seed}")
 
     def checked_run_dir(self, stage: str) -> Path:
         """run_dir, after checking (before any slow work) that this run may write there: see shared.runs."""

@@ -174,6 +174,7 @@ class TranslationConfig(TrainConfig):
     length_penalty: float = field(default=0.6, metadata={"help": "GNMT alpha: score / ((5 + len) / 6)^alpha"})
     max_decode_len: int = field(default=60, metadata={"help": "longest translation generated"})
     eval_pairs: int = field(default=0, metadata={"help": "val pairs translated at each eval; 0 = all"})
+    test_pairs: int = field(default=0, metadata={"help": "test pairs scored after training; 0 = all (tiny: a sample)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -186,7 +187,7 @@ class TranslationConfig(TrainConfig):
         check(0 <= self.label_smoothing < 1, "--label_smoothing must be in [0, 1)")
         check(self.beam_size >= 1, "--beam_size must be at least 1")
         check(self.length_penalty >= 0, "--length_penalty must be >= 0")
-        check(self.eval_pairs >= 0, "--eval_pairs must be >= 0")
+        check(self.eval_pairs >= 0 and self.test_pairs >= 0, "--eval_pairs and --test_pairs must be >= 0")
 
     @property
     def direction(self) -> str:
@@ -195,5 +196,4 @@ class TranslationConfig(TrainConfig):
     def run_dir(self, stage: str) -> Path:
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
-        seed = "" if self.seed == 1337 else f"-s{self.seed}"
-        return Path("runs") / stage / f"{self.dataset}-{self.direction}-{self.preset}{seed}"
+        return Path("runs") / stage / f"{self.dataset}-{self.direction}-{self.preset}{self.name_suffix}"

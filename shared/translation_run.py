@@ -112,9 +112,9 @@ def score_and_record(stage: str, cfg: TranslationConfig, model: nn.Module, data:
     with beam search, write both hypothesis files and metrics.json, print the scores, return the record."""
     run_dir = result.best_path.parent
     started = time.perf_counter()
-    greedy = score_split(model, data, "test", cfg)
+    greedy = score_split(model, data, "test", cfg, limit=cfg.test_pairs)
     greedy_seconds = time.perf_counter() - started
-    beam = score_split(model, data, "test", cfg, beam_size=cfg.beam_size)
+    beam = score_split(model, data, "test", cfg, beam_size=cfg.beam_size, limit=cfg.test_pairs)
     print_scores(f"{cfg.dataset} {cfg.direction} test", greedy, beam, cfg.beam_size)
     write_hypotheses(run_dir, greedy, beam, cfg.beam_size)
     record = write_metrics(run_dir, {
@@ -128,6 +128,7 @@ def score_and_record(stage: str, cfg: TranslationConfig, model: nn.Module, data:
         "test_bleu_beam": beam["bleu"], "test_chrf_beam": beam["chrf"],
         "test_bleu_tok_lower_beam": beam["bleu_tok_lower"], "beam_size": cfg.beam_size,
         "length_penalty": cfg.length_penalty, "greedy_decode_seconds": round(greedy_seconds, 2),
+        "test_pairs": len(greedy["hypotheses"]),
         "bleu_signature": greedy["bleu_signature"], "chrf_signature": greedy["chrf_signature"], **extra,
         "command": command_for(f"{stage}.train", argv),
     })

@@ -8,6 +8,7 @@ embedding table (the fastText trick: no n-gram vocabulary to store, collisions a
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,9 +39,21 @@ def load_splits(dataset: str, val_fraction: float, seed: int) -> dict[str, Label
 BOUNDARY = "<s>"
 
 
-def _bucket(gram: tuple[str, ...], buckets: int) -> int:
-    # crc32, not hash(): Python's str hash changes from process to process.
+def ngram_bucket(gram: Sequence[str], buckets: int) -> int:
+    """The hash bucket (0 .. buckets-1) of an n-gram. crc32, not hash(): Python's str hash changes
+    from process to process, and a saved model must find its n-grams in the same rows next time."""
     return zlib.crc32(" ".join(gram).encode("utf-8")) % buckets
+
+
+def bag_of_ngrams(words: Sequence[str], vocab: dict[str, int], ngrams: int, hash_buckets: int) -> list[int]:
+    """The embedding rows of a text's features: each word's id (unknown: UNK_ID), then, for n = 2 ..
+    ngrams, every n-gram of <s> w1 .. wk <s> hashed into the rows after the vocabulary,
+    len(vocab) + ngram_bucket(gram, hash_buckets). An empty text is one unknown word."""
+    ids = [vocab.get(w, UNK_ID) for w in words]
+    marked = [BOUNDARY, *words, BOUNDARY]  # n-grams also see where the text starts and ends
+    for n in range(2, ngrams + 1):
+        ids += [len(vocab) + ngram_bucket(marked[i:i + n], hash_buckets) for i in range(len(marked) - n + 1)]
+    return ids or [UNK_ID]
 
 
 @dataclass
@@ -60,12 +73,7 @@ class NgramFeaturizer:
         return len(self.vocab) + (self.hash_buckets if self.ngrams > 1 else 0)
 
     def encode(self, text: str) -> list[int]:
-        words = word_tokenize(text, self.lowercase)
-        ids = self.vocab.encode(words)
-        marked = [BOUNDARY, *words, BOUNDARY]  # n-grams also see where the text starts and ends
-        for n in range(2, self.ngrams + 1):
-            ids += [self._ngram_id(marked[i:i + n]) for i in range(len(marked) - n + 1)]
-        return ids or [UNK_ID]  # an empty text is one unknown word
+        return bag_of_ngrams(word_tokenize(text, self.lowercase), self.vocab.stoi, self.ngrams, self.hash_buckets)
 
     def features(self, text: str) -> list[str]:
         """The n-grams behind `encode(text)`, for inspecting which ones a model weighs most."""
@@ -81,7 +89,7 @@ class NgramFeaturizer:
 
     def _ngram_id(self, words: list[str]) -> int:
         """Hashed n-grams (n >= 2) live in the rows after the word vocabulary."""
-        return len(self.vocab) + _bucket(tuple(words), self.hash_buckets)
+        return len(self.vocab) + ngram_bucket(words, self.hash_buckets)
 
     def to_json(self) -> dict:
         return {"vocab": self.vocab.to_json(), "ngrams": self.ngrams, "hash_buckets": self.hash_buckets,

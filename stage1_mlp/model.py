@@ -19,6 +19,14 @@ from torch import nn
 from shared.tokenizers import PAD_ID
 
 
+def masked_mean(embedded: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The mean over T of embedded (B, T, D), counting only positions where ids (B, T) is not padding
+    -> (B, D); a row that is all padding gives zeros."""
+    mask = (ids != PAD_ID).unsqueeze(-1).to(embedded.dtype)  # (B, T, 1)
+    summed = (embedded * mask).sum(dim=1)  # (B, D)
+    return summed / mask.sum(dim=1).clamp(min=1)  # (B, D)
+
+
 class BagOfNgramsMLP(nn.Module):
     def __init__(self, num_embeddings: int, num_classes: int, embed_dim: int = 64, hidden_dim: int = 128,
                  num_layers: int = 1, dropout: float = 0.3, token_dropout: float = 0.0,
@@ -43,9 +51,7 @@ class BagOfNgramsMLP(nn.Module):
         if self.embedding_bag:
             return F.embedding_bag(ids, self.embedding.weight, mode="mean", padding_idx=PAD_ID,
                                    sparse=self.embedding.sparse)  # (B, D)
-        mask = (ids != PAD_ID).unsqueeze(-1).float()  # (B, T, 1)
-        summed = (self.embedding(ids) * mask).sum(dim=1)  # (B, D)
-        return summed / mask.sum(dim=1).clamp(min=1)  # (B, D)
+        return masked_mean(self.embedding(ids), ids)  # (B, D)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self.training and self.token_dropout > 0:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
 from shared.cli import parse_config, run_main
 from shared.data import EpochBatches, LabeledTexts
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(MLPConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an MLP over bags of word n-grams.")
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
+    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = prepare(cfg)
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     val = score(model, data.encoded["val"], data.splits["val"].labels)
     model_name = "MLP over a bag of words" if cfg.ngrams == 1 else f"MLP over 1-{cfg.ngrams}gram bag"
     record = write_metrics(run_dir, {
-        "stage": STAGE, "task": "classification", "model": model_name,
+        "stage": STAGE, "yours": yours, "task": "classification", "model": model_name,
         "dataset": cfg.dataset, "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model),
         "device": str(device), "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
         "samples_per_sec": round(result.items_per_sec, 1), "val_accuracy": val["accuracy"],

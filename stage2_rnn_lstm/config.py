@@ -41,8 +41,7 @@ class RNNTrainConfig(RNNConfig, TrainConfig):
         """runs/<stage>/<dataset>-<model_type>-<preset>[-s<seed>] unless --out_dir or --run_name say otherwise."""
         if self.run_name or self.out_dir:
             return super().run_dir(stage)
-        return Path("runs", stage, f"{self.dataset}-{self.model_type}-{self.preset}"
-                    + ("" if self.seed == 1337 else f"-s{self.seed}"))
+        return Path("runs", stage, f"{self.dataset}-{self.model_type}-{self.preset}{self.name_suffix}")
 
     def model_config(self, vocab_size: int) -> RNNConfig:
         return model_config(RNNConfig, self, vocab_size=vocab_size)

@@ -18,6 +18,7 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
+from shared.check import with_yours
 from shared.checkpoint import load_checkpoint, resume_checkpoint
 from shared.cli import UserError, parse_config, run_main
 from shared.devices import resolve_device
@@ -26,7 +27,7 @@ from shared.tokenizers import Vocab
 from shared.train import count_params, make_adamw, seed_everything, train
 from stage2_rnn_lstm.config import PRESETS, RNNTrainConfig
 from stage2_rnn_lstm.data import ConsecutiveBatches, as_streams, load_streams
-from stage2_rnn_lstm.model import RecurrentLM, RNNConfig, detach
+from stage2_rnn_lstm.model import Hidden, RecurrentLM, RNNConfig, detach
 
 STAGE = "stage2_rnn_lstm"
 
@@ -78,10 +79,21 @@ def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str) -> dict[st
     return out
 
 
+def tbptt_step(model: RecurrentLM, x: torch.Tensor, y: torch.Tensor,
+               hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
+    """One window of truncated backpropagation through time: run the model over x (B, T) starting from
+    the state the previous window ended in, the mean cross-entropy against y (B, T), and the final
+    state detached: the next window starts from its values, but no gradient flows back past here."""
+    logits, hidden = model(x, hidden)  # (B, T, V)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    return loss, detach(hidden)
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(RNNTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an RNN / GRU / LSTM language model.")
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
+    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     streams = load_streams(cfg.dataset, cfg.vocab_type, cfg.min_freq)
@@ -98,11 +110,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         carry["hidden"] = resume_checkpoint(run_dir, required=("carry",), quiet=True)[1]["carry"]["hidden"]
 
     def loss_fn(m, batch):
-        x, y, starts_epoch = batch
-        hidden = None if starts_epoch else carry["hidden"]
-        logits, hidden = m(x, hidden)  # (B, T, V)
-        carry["hidden"] = detach(hidden)  # truncated BPTT: keep the state, cut the graph
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten()), y.numel()
+        x, y, starts_epoch = batch  # (B, T), (B, T): this window continues the previous one, row by row
+        loss, carry["hidden"] = tbptt_step(m, x, y, None if starts_epoch else carry["hidden"])
+        return loss, y.numel()
 
     def evaluate(m) -> dict[str, float]:
         nats, count = score(m, streams.splits["val"], cfg.eval_streams, cfg.eval_tokens)
@@ -119,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         nats, count = score(model, streams.splits[split], cfg.eval_streams, cfg.final_tokens)  # 0: all of it
         scores.update(lm_metrics(split, nats, count, cfg.vocab_type))
     record = write_metrics(run_dir, {
-        "stage": STAGE, "task": "language_model",
+        "stage": STAGE, "yours": yours, "task": "language_model",
         "model": f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} ({cfg.vocab_type})",
         "dataset": cfg.dataset, "vocab_type": cfg.vocab_type, "model_type": cfg.model_type, "preset": cfg.preset,
         "seed": cfg.seed, "params": count_params(model), "device": str(device), "steps": result.steps,

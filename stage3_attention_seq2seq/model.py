@@ -42,8 +42,27 @@ class Seq2SeqConfig:
         default="bahdanau", metadata={"help": "additive (Bahdanau), multiplicative (Luong), or none (a fixed summary)"})
 
 
+def additive_attention(s: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                       W: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bahdanau: e_j = vᵀ tanh(W s + k_j), with k_j = U h_j + b computed once per sentence (keys).
+    s (B, D), keys (B, S, A), values h_j (B, S, E), mask (B, S) True at real tokens, W (A, D), v (A,)
+    -> context c = Σ_j a_j h_j (B, E) and the weights a = softmax(e) over real tokens (B, S)."""
+    scores = torch.tanh((s @ W.t())[:, None] + keys) @ v  # (B, S)
+    weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # (B, S), 0 on padding
+    return torch.bmm(weights[:, None], values).squeeze(1), weights  # (B, E), (B, S)
+
+
+def multiplicative_attention(s: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Luong's general score: e_j = sᵀ W h_j = s · k_j, with k_j = W h_j computed once (keys).
+    s (B, D), keys (B, S, D), values (B, S, E), mask (B, S) -> context (B, E), weights (B, S)."""
+    scores = torch.bmm(keys, s[:, :, None]).squeeze(-1)  # (B, S)
+    weights = F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # (B, S), 0 on padding
+    return torch.bmm(weights[:, None], values).squeeze(1), weights  # (B, E), (B, S)
+
+
 class AdditiveAttention(nn.Module):
-    """Bahdanau: e_j = vᵀ tanh(W s + U h_j). U h_j does not depend on the step: computed once."""
+    """The parameters of Bahdanau's score: W (for the decoder state), U (for the encoder states), v."""
 
     def __init__(self, dec_hidden: int, enc_dim: int, attn_dim: int):
         super().__init__()
@@ -52,14 +71,14 @@ class AdditiveAttention(nn.Module):
         self.v = nn.Linear(attn_dim, 1, bias=False)
 
     def keys(self, enc: torch.Tensor) -> torch.Tensor:
-        return self.U(enc)  # (B, S, A)
+        return self.U(enc)  # (B, S, A): does not depend on the decoding step
 
-    def forward(self, s: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return self.v(torch.tanh(self.W(s)[:, None] + keys)).squeeze(-1)  # (B, S)
+    def forward(self, s, keys, values, mask):
+        return additive_attention(s, keys, values, mask, self.W.weight, self.v.weight[0])
 
 
 class MultiplicativeAttention(nn.Module):
-    """Luong's general score: e_j = sᵀ W h_j, i.e. a dot product of s with the projected h_j."""
+    """The parameter of Luong's general score: W, mapping encoder states to the decoder's width."""
 
     def __init__(self, dec_hidden: int, enc_dim: int):
         super().__init__()
@@ -68,8 +87,8 @@ class MultiplicativeAttention(nn.Module):
     def keys(self, enc: torch.Tensor) -> torch.Tensor:
         return self.W(enc)  # (B, S, D)
 
-    def forward(self, s: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(keys, s[:, :, None]).squeeze(-1)  # (B, S)
+    def forward(self, s, keys, values, mask):
+        return multiplicative_attention(s, keys, values, mask)
 
 
 class Encoder(nn.Module):
@@ -121,9 +140,7 @@ class Seq2Seq(nn.Module):
         """Context c (N, 2H) and attention weights (N, S), or the fixed summary and None."""
         if self.attention is None:
             return state.summary, None
-        scores = self.attention(state.s, state.keys)  # (N, S)
-        weights = F.softmax(scores.masked_fill(~state.mask, float("-inf")), dim=-1)  # (N, S), 0 on padding
-        return torch.bmm(weights[:, None], state.enc).squeeze(1), weights  # (N, 2H), (N, S)
+        return self.attention(state.s, state.keys, state.enc, state.mask)  # (N, 2H), (N, S)
 
     def step(self, prev: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """prev (N,) last target tokens -> logits (N, V), next state, attention weights (N, S)."""

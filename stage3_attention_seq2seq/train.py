@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch.nn.functional as F
 
+from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
 from shared.cli import model_config, parse_config, run_main
 from shared.devices import resolve_device
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(Seq2SeqTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train a GRU encoder-decoder with attention for translation.")
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
+    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = prepare_data(cfg)
@@ -74,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                    item_name="tokens", select_by="val_bleu")
 
     model.load_state_dict(load_checkpoint(result.best_path)["model"])  # the best by val BLEU
-    return score_and_record(STAGE, cfg, model, data, result, MODEL_NAMES[cfg.attention_type], argv)
+    return score_and_record(STAGE, cfg, model, data, result, MODEL_NAMES[cfg.attention_type], argv, yours=yours)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ PRESETS: dict[str, dict] = {
     # Seconds: tests and notebooks.
     "tiny": dict(preset="tiny", d_model=64, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=128, dropout=0.0,
                  max_train_pairs=2000, max_steps=64, eval_interval=32, batch_size=32, log_interval=8,
-                 max_len=20, eval_pairs=100, beam_size=3, max_decode_len=25,
+                 max_len=20, eval_pairs=100, test_pairs=300, beam_size=3, max_decode_len=25,
                  **{**_RECIPE, "lr_schedule": "cosine", "lr": 1e-2, "warmup_steps": 10}),
     # The shape of the published anchor (3 + 3 layers, 256 dims, 8 heads, 9M parameters), given the
     # training time stage 3's cpu preset takes on 2 CPU cores (16 minutes): the 1/sqrt schedule has

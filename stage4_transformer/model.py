@@ -54,8 +54,43 @@ def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     return pe
 
 
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ / sqrt(d_head)) v, with -inf where mask is False (padding, or the future).
+
+    q (B, h, T, dh), k and v (B, h, S, dh), mask broadcastable to (B, h, T, S)
+    -> out (B, h, T, dh), weights (B, h, T, S), each row of weights summing to 1.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, h, T, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = F.softmax(scores, dim=-1)  # (B, h, T, S): over the keys
+    return weights @ v, weights  # (B, h, T, dh)
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, L, d) -> (B, h, L, d/h): each head reads its own slice of the d channels."""
+    return x.view(x.size(0), x.size(1), n_heads, x.size(2) // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, h, L, dh) -> (B, L, h * dh): the heads' outputs side by side."""
+    return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
+
+
+def multi_head_attention(query: torch.Tensor, key_value: torch.Tensor, mask: torch.Tensor | None,
+                         attn: MultiHeadAttention) -> torch.Tensor:
+    """Project query (B, T, d) to Q and key_value (B, S, d) to K and V, attend in attn.n_heads heads,
+    concatenate the heads and project: out_proj(concat_h softmax(Q_h K_hᵀ / sqrt(dh)) V_h) -> (B, T, d)."""
+    q = split_heads(attn.q_proj(query), attn.n_heads)  # (B, h, T, dh)
+    k = split_heads(attn.k_proj(key_value), attn.n_heads)  # (B, h, S, dh)
+    v = split_heads(attn.v_proj(key_value), attn.n_heads)  # (B, h, S, dh)
+    return attn.out_proj(merge_heads(attn.attend(q, k, v, mask)))  # (B, T, d)
+
+
 class MultiHeadAttention(nn.Module):
-    """softmax(Q Kᵀ / sqrt(d_head) + mask) V in n_heads subspaces, concatenated and projected.
+    """The parameters of multi-head attention (q/k/v/out projections) and its two paths: written out
+    (scaled_dot_product_attention) or F.scaled_dot_product_attention (sdpa).
 
     mask: bool, True where attention is allowed, broadcastable to (B, heads, T, S).
     cache: a dict that keeps this layer's keys/values between decoding steps (incremental decoding):
@@ -73,33 +108,38 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
         self.record, self.weights = False, None
 
-    def split(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(x.size(0), x.size(1), self.n_heads, self.d_head).transpose(1, 2)  # (B, h, L, dh)
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The attention of q (B, h, T, dh) over k, v (B, h, S, dh) -> (B, h, T, dh), with dropout on the weights."""
+        p = self.dropout if self.training else 0.0
+        if self.sdpa and not self.record:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        if self.record:
+            self.weights = weights.detach()
+        return F.dropout(weights, p, self.training) @ v if p > 0 else out
 
     def forward(self, query: torch.Tensor, key_value: torch.Tensor, mask: torch.Tensor | None,
                 cache: dict | None = None, kind: str = "self") -> torch.Tensor:
-        q = self.split(self.q_proj(query))  # (B, h, T, dh)
-        if cache is not None and kind == "cross" and "k" in cache:
+        if cache is None:  # training, and decoding all positions at once
+            return multi_head_attention(query, key_value, mask, self)
+        # Incremental decoding: earlier positions' keys and values come from the cache.
+        q = split_heads(self.q_proj(query), self.n_heads)  # (B, h, T, dh)
+        if kind == "cross" and "k" in cache:
             k, v = cache["k"], cache["v"]  # the memory does not change while decoding
         else:
-            k, v = self.split(self.k_proj(key_value)), self.split(self.v_proj(key_value))  # (B, h, S, dh)
-            if cache is not None and kind == "self" and "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            if cache is not None:
-                cache["k"], cache["v"] = k, v
-        p = self.dropout if self.training else 0.0
-        if self.sdpa and not self.record:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, T, dh)
-        else:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, h, T, S)
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            weights = F.softmax(scores, dim=-1)  # (B, h, T, S)
-            if self.record:
-                self.weights = weights.detach()
-            out = F.dropout(weights, p, self.training) @ v  # (B, h, T, dh)
-        out = out.transpose(1, 2).reshape(query.size(0), query.size(1), -1)  # (B, T, d)
-        return self.out_proj(out)
+            k, v = split_heads(self.k_proj(key_value), self.n_heads), split_heads(self.v_proj(key_value), self.n_heads)
+            if kind == "self" and "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)  # (B, h, S, dh)
+            cache["k"], cache["v"] = k, v
+        return self.out_proj(merge_heads(self.attend(q, k, v, mask)))  # (B, T, d)
+
+
+def encoder_layer(x: torch.Tensor, mask: torch.Tensor, layer: EncoderLayer) -> torch.Tensor:
+    """One pre-LN encoder layer, x (B, S, d) -> (B, S, d):
+    x = x + dropout(self_attn(norm1(x))), then x = x + dropout(ffn(norm2(x)))."""
+    h = layer.norm1(x)
+    x = x + layer.drop(layer.self_attn(h, h, mask))  # every token looks at every real source token
+    return x + layer.drop(layer.ffn(layer.norm2(x)))  # then each token on its own
 
 
 class EncoderLayer(nn.Module):
@@ -116,10 +156,8 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.drop(self.self_attn(h, h, mask))
-            return x + self.drop(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.drop(self.self_attn(x, x, mask)))
+            return encoder_layer(x, mask, self)
+        x = self.norm1(x + self.drop(self.self_attn(x, x, mask)))  # post-LN, as in the paper
         return self.norm2(x + self.drop(self.ffn(x)))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from shared.check import with_yours
 from shared.checkpoint import load_checkpoint, save_checkpoint
 from shared.cli import model_config, parse_config, run_main
 from shared.devices import resolve_device
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(TransformerTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Train an encoder-decoder Transformer for translation.")
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
+    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = prepare_data(cfg)
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     averaged = len(recent) > 1 and average_into_best(model, recent, best, result.best_path, data, cfg)
     layers = f"{cfg.n_enc_layers}+{cfg.n_dec_layers}L {cfg.d_model}d {'pre' if cfg.norm_first else 'post'}-LN"
     return score_and_record(STAGE, cfg, model, data, result, f"Transformer {layers}", argv,
-                            checkpoint_average=len(recent) if averaged else 1)
+                            checkpoint_average=len(recent) if averaged else 1, yours=yours)
 
 
 def average_into_best(model: Transformer, states: Sequence[dict[str, torch.Tensor]], best: dict, best_path: Path,

@@ -83,6 +83,15 @@ def causal_mask(T: int, S: int, device: torch.device) -> torch.Tensor:
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
 
+def kv_cache_update(past: tuple[torch.Tensor, torch.Tensor] | None, k: torch.Tensor, v: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and values of every token so far: the cached ones (B, nh, P, hd) followed by the new
+    ones (B, nh, T, hd) along the time axis -> (B, nh, P + T, hd) each. No cache yet: just k, v."""
+    if past is None:
+        return k, v
+    return torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+
+
 class KVCache:
     """Keys and values of the tokens seen so far, one (k, v) pair per layer, each (B, nh, T, hd)."""
 
@@ -94,22 +103,18 @@ class KVCache:
         return 0 if self.layers[0] is None else self.layers[0][0].size(2)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.layers[layer] is not None:
-            k = torch.cat([self.layers[layer][0], k], dim=2)
-            v = torch.cat([self.layers[layer][1], v], dim=2)
-        self.layers[layer] = (k, v)
-        return k, v
+        self.layers[layer] = kv_cache_update(self.layers[layer], k, v)
+        return self.layers[layer]
 
 
-def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: nn.Module
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(q kᵀ / sqrt(hd) + causal mask) v, step by step. q (B, nh, T, hd), k and v (B, nh, S, hd)
-    -> the output (B, nh, T, hd) and the attention weights (B, nh, T, S)."""
+def causal_self_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ / sqrt(hd) + causal mask) v, written out. q (B, nh, T, hd) are the last T of the
+    S positions of k and v (B, nh, S, hd) -> the output (B, nh, T, hd) and the weights (B, nh, T, S)."""
     T, S = q.size(2), k.size(2)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, T, S)
     scores = scores.masked_fill(~causal_mask(T, S, q.device), float("-inf"))
     weights = torch.softmax(scores.float(), dim=-1).type_as(q)  # (B, nh, T, S)
-    return dropout(weights) @ v, weights  # (B, nh, T, hd)
+    return weights @ v, weights  # (B, nh, T, hd)
 
 
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
@@ -146,7 +151,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (B, nh, S, hd), S = past + T
         if self.cfg.attention == "manual" or attention_maps is not None:
-            y, weights = written_out_attention(q, k, v, self.attn_dropout)  # (B, nh, T, hd)
+            y, weights = causal_self_attention(q, k, v)  # (B, nh, T, hd)
+            if self.training and self.cfg.dropout > 0:
+                y = self.attn_dropout(weights) @ v  # attention dropout: some weights zeroed, the rest scaled up
             if attention_maps is not None:
                 attention_maps.append(weights.detach())
         else:
@@ -191,6 +198,20 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))  # (B, T, C)
 
 
+def init_gpt2(model: GPT) -> None:
+    """GPT-2's initialisation: every Linear and Embedding weight ~ N(0, 0.02²), biases 0 (norms keep
+    gain 1), and the projections that write into the residual stream (c_proj) ~ N(0, (0.02 / sqrt(2 L))²),
+    L layers, so the stream's variance does not grow with depth."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * model.cfg.n_layer))
+
+
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -206,19 +227,7 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(modules)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying: one matrix reads and writes tokens
-        self.apply(self._init_weights)
-        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layer),
-        # so the stream's variance does not grow with depth.
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        init_gpt2(self)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameters; position embeddings are left out by default, as in the scaling-law papers."""

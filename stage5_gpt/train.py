@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from shared import distributed
+from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, parse_config, run_main
 from shared.devices import resolve_amp
@@ -109,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, argv) -> dict:
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
+    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the fp32 parts on Ampere+ GPUs
     torch.backends.cudnn.allow_tf32 = True
@@ -153,7 +155,7 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
         return scores
     model_name = f"GPT {cfg.n_layer}L/{cfg.n_head}H/{cfg.n_embd}d ctx {cfg.block_size}"
     record = write_metrics(run_dir, {
-        "stage": STAGE, "task": "language_model", "model": model_name, "dataset": cfg.dataset,
+        "stage": STAGE, "yours": yours, "task": "language_model", "model": model_name, "dataset": cfg.dataset,
         "tokenizer": corpus.tokenizer.kind, "preset": cfg.preset, "seed": cfg.seed, "params": model.num_params(),
         "device": str(device), "world_size": world, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
         "compile": cfg.compile, "steps": result.steps, "train_seconds": round(result.train_seconds, 2),

@@ -54,8 +54,7 @@ class FinetuneConfig(TrainConfig):
     def run_dir(self, stage: str) -> Path:
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
-        seed = "" if self.seed == 1337 else f"-s{self.seed}"
-        return Path("runs") / stage / f"{self.init_name}-{self.trainable}-{self.preset}{seed}"
+        return Path("runs") / stage / f"{self.init_name}-{self.trainable}-{self.preset}{self.name_suffix}"
 
 
 PRESETS: dict[str, dict] = {

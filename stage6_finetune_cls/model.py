@@ -21,6 +21,16 @@ TRAINABLE = ("head", "last_block", "last_two_blocks", "all", "lora")
 LORA_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
+def lora_forward(x: torch.Tensor, layer: LoRALinear) -> torch.Tensor:
+    """y = base(x) + (alpha / r) · x Aᵀ Bᵀ: the frozen layer plus the low-rank update. x (..., in) -> (..., out)."""
+    return layer.base(x) + (x @ layer.lora_A.t() @ layer.lora_B.t()) * layer.scale  # (..., out)
+
+
+def lora_merged_weight(layer: LoRALinear) -> torch.Tensor:
+    """The one matrix that computes the same as base + adapter: W + (alpha / r) · B A, (out, in)."""
+    return layer.base.weight + layer.scale * layer.lora_B @ layer.lora_A
+
+
 class LoRALinear(nn.Module):
     """y = x Wᵀ + b + (alpha / r) · x Aᵀ Bᵀ, with W and b frozen and only A (r x in) and B (out x r) trained.
 
@@ -37,16 +47,22 @@ class LoRALinear(nn.Module):
         base.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale  # (..., out)
+        return lora_forward(x, self)  # (..., out)
 
     def merged(self) -> nn.Linear:
         """One plain Linear computing the same function: W + (alpha / r) · B A."""
         linear = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
         with torch.no_grad():
-            linear.weight.copy_(self.base.weight + self.scale * self.lora_B @ self.lora_A)
+            linear.weight.copy_(lora_merged_weight(self))
             if self.base.bias is not None:
                 linear.bias.copy_(self.base.bias)
         return linear.to(self.base.weight.device)
+
+
+def last_token(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The hidden state of each row's last real token: hidden (B, T, C), lengths (B,) -> (B, C).
+    With causal attention it is the only position that has read the whole text."""
+    return hidden[torch.arange(hidden.size(0), device=hidden.device), lengths - 1]  # (B, C)
 
 
 class GPTClassifier(nn.Module):
@@ -58,8 +74,7 @@ class GPTClassifier(nn.Module):
     def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """idx (B, T) right-padded ids, lengths (B,) real tokens per row -> class logits (B, classes)."""
         hidden = self.gpt.features(idx)  # (B, T, C)
-        last = hidden[torch.arange(idx.size(0), device=idx.device), lengths - 1]  # (B, C)
-        return self.head(last)
+        return self.head(last_token(hidden, lengths))  # (B, classes)
 
 
 def set_trainable(model: GPTClassifier, mode: str, lora_rank: int = 8, lora_alpha: float = 16.0) -> None:
@@ -70,19 +85,24 @@ def set_trainable(model: GPTClassifier, mode: str, lora_rank: int = 8, lora_alph
     """
     if mode not in TRAINABLE:
         raise ValueError(f"trainable must be one of {TRAINABLE}, not {mode!r}")
-    model.requires_grad_(mode == "all")
-    model.head.requires_grad_(True)
-    blocks = model.gpt.transformer.h
-    if mode in ("last_block", "last_two_blocks"):
-        for block in blocks[-(1 if mode == "last_block" else 2):]:
-            block.requires_grad_(True)
-        model.gpt.transformer.ln_f.requires_grad_(True)
-    if mode == "lora":
-        for block in blocks:
+    freeze(model, mode)
+    if mode == "lora":  # the adapters, added after freezing, are what trains (with the head)
+        for block in model.gpt.transformer.h:
             for path in LORA_TARGETS:
                 parent_name, child_name = path.split(".")
                 parent = getattr(block, parent_name)
                 setattr(parent, child_name, LoRALinear(getattr(parent, child_name), lora_rank, lora_alpha))
+
+
+def freeze(model: GPTClassifier, mode: str) -> None:
+    """requires_grad for each --trainable mode: all: everything; last_block / last_two_blocks: those
+    blocks and ln_f; head and lora: only the head (LoRA's adapters are added afterwards)."""
+    model.requires_grad_(mode == "all")
+    model.head.requires_grad_(True)
+    if mode in ("last_block", "last_two_blocks"):
+        for block in model.gpt.transformer.h[-(1 if mode == "last_block" else 2):]:
+            block.requires_grad_(True)
+        model.gpt.transformer.ln_f.requires_grad_(True)
 
 
 def merge_lora(model: nn.Module) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, parse_config, run_main
 from shared.devices import resolve_device
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(FinetuneConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
                        description="Finetune a stage 5 GPT for SMS spam classification.")
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
+    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     gpt, tokenizer, source = pretrained_gpt(cfg)
@@ -135,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         torch.testing.assert_close(predict_proba(model, data["test"]), before, rtol=0, atol=1e-4)
     init = "random init" if cfg.init_from == "random" else f"pretrained ({cfg.init_name})"
     record = write_metrics(run_dir, {
-        "stage": STAGE, "task": "classification", "model": f"GPT {init}, trains {cfg.trainable}",
+        "stage": STAGE, "yours": yours, "task": "classification", "model": f"GPT {init}, trains {cfg.trainable}",
         "dataset": cfg.dataset, "preset": cfg.preset, "seed": cfg.seed, "init_from": source,
         "trainable": cfg.trainable, "params": count_params(model), "trainable_params": n_trainable,
         "device": str(device), "steps": result.steps, "train_seconds": round(result.train_seconds, 2),

@@ -58,7 +58,7 @@ def test_train_records_both_bleu_figures_and_hypotheses(tiny_run):
     for key in ("test_bleu", "test_bleu_beam", "test_chrf", "test_bleu_tok_lower", "bleu_signature"):
         assert key in record
     lines = (out / "test.greedy.txt").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1000 and (out / "test.beam3.txt").exists()
+    assert len(lines) == record["test_pairs"] == 300 and (out / "test.beam3.txt").exists()  # tiny: 300 of 1000
 
 
 def test_evaluate_and_translate(tiny_run, tmp_path, capsys):

@@ -1,0 +1,272 @@
+"""Run the exercises' commands and measure their answers: `python bench/exercises.py [--stages 1 2] [--write]`.
+
+Every exercise in docs/exercises.md is a comparison of a few runs of a stage's own command. This
+script runs each of them (once, or with several seeds), reads what the runs recorded (metrics.json,
+or the evaluate command's eval-test.json) and prints one table per exercise: the numbers a learner
+should get. Finished runs are reused (they live in runs/exercises/); --rerun trains them again.
+--write puts each table into the "measured" block of its exercise in docs/exercises.md and
+docs/zh/exercises.md, and the whole output into bench/results/exercises_cpu.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = REPO / "runs" / "exercises"
+SEEDS = ("1337", "1", "2")
+
+
+@dataclass
+class Run:
+    label: str
+    module: str  # e.g. stage5_gpt.train
+    flags: list[str]
+    seeds: tuple[str, ...] = ("1337",)
+    after: str = ""  # evaluate a finished run: "<exercise id>/<label>" of the run whose checkpoint it reads
+    result: str = "metrics.json"
+    rename: dict = field(default_factory=dict)  # read a column's key from another key of this run's result
+
+
+@dataclass
+class Exercise:
+    id: str
+    title: str
+    runs: list[Run]
+    columns: list[tuple[str, str, str]]  # (header, key in the result file, format: pct | f2 | f3 | int | s)
+    notes: list[str] = field(default_factory=list)
+
+
+def seeded(label, module, flags, seeds=SEEDS):
+    return Run(label, module, flags, seeds)
+
+
+S1, S2, S3, S4, S5 = "stage1_mlp.train", "stage2_rnn_lstm.train", "stage3_attention_seq2seq.train", \
+    "stage4_transformer.train", "stage5_gpt.train"
+SST2, TREC = ["--dataset", "sst2", "--preset", "cpu"], ["--dataset", "trec", "--preset", "cpu"]
+LSTM_400 = ["--preset", "cpu", "--max_steps", "400", "--eval_interval", "400", "--warmup_steps", "40"]
+SEQ2SEQ_400 = ["--preset", "cpu", "--max_steps", "400", "--eval_interval", "400", "--beam_size", "5"]
+TRANSFORMER_300 = ["--preset", "cpu", "--max_minutes", "0", "--max_steps", "300", "--eval_interval", "300",
+                   "--warmup_steps", "100", "--beam_size", "5"]
+GPT = ["--preset", "cpu"]
+ACC = [("test accuracy", "test_accuracy", "pct"), ("val accuracy", "val_accuracy", "pct")]
+BLEU = [("sacreBLEU greedy", "test_bleu", "f2"), ("sacreBLEU beam 5", "test_bleu_beam", "f2"),
+        ("train s", "train_seconds", "f1")]
+
+EXERCISES = [
+    Exercise("E1.1", "Word pairs on SST-2", [
+        seeded("words (the preset)", S1, SST2),
+        seeded("words + bigrams", S1, [*SST2, "--ngrams", "2"]),
+    ], ACC),
+    Exercise("E1.2", "Token dropout on SST-2", [
+        seeded("token dropout 0.3 (the preset)", S1, SST2),
+        seeded("no token dropout", S1, [*SST2, "--token_dropout", "0"]),
+    ], ACC),
+    Exercise("E1.3", "Sparse Adagrad or dense AdamW on TREC", [
+        Run("Adagrad, sparse rows (the preset)", S1, TREC),
+        Run("AdamW, every row every step", S1, [*TREC, "--optimizer", "adamw", "--lr", "1e-3"]),
+    ], [("test accuracy", "test_accuracy", "pct"), ("samples/s", "samples_per_sec", "int"),
+        ("train s", "train_seconds", "f1")]),
+    Exercise("E1.4", "A hidden layer on TREC", [
+        seeded("linear on the bag (the preset)", S1, TREC),
+        seeded("one hidden layer of 128", S1, [*TREC, "--num_layers", "1", "--hidden_dim", "128"]),
+    ], ACC),
+    Exercise("E2.1", "RNN, GRU or LSTM, 400 steps", [
+        Run("RNN", S2, [*LSTM_400, "--model_type", "rnn"]),
+        Run("GRU", S2, [*LSTM_400, "--model_type", "gru"]),
+        Run("LSTM", S2, [*LSTM_400, "--model_type", "lstm"]),
+    ], [("val nats/char", "val_loss", "f3"), ("params", "params", "int"), ("train s", "train_seconds", "f1")]),
+    Exercise("E2.2", "How far back: the BPTT window at equal characters", [
+        Run("100 steps back, 400 updates", S2, LSTM_400),
+        Run("25 steps back, 1600 updates", S2, ["--preset", "cpu", "--max_steps", "1600", "--eval_interval", "1600",
+                                                 "--warmup_steps", "40", "--seq_len", "25"]),
+    ], [("val nats/char", "val_loss", "f3"), ("train s", "train_seconds", "f1")]),
+    Exercise("E2.3", "The Python loop against nn.LSTM", [
+        Run("nn.LSTM (--fast)", S2, ["--preset", "cpu", "--max_steps", "30", "--eval_interval", "30"]),
+        Run("the cells written out (--no-fast)", S2, ["--preset", "cpu", "--max_steps", "30", "--eval_interval",
+                                                      "30", "--no-fast"]),
+    ], [("chars/s", "tokens_per_sec", "int"), ("train s", "train_seconds", "f1")]),
+    Exercise("E2.4", "A learning rate ten times larger", [
+        Run("lr 2e-3 (the preset)", S2, LSTM_400),
+        Run("lr 2e-2", S2, [*LSTM_400, "--lr", "2e-2"]),
+    ], [("val nats/char", "val_loss", "f3")]),
+    Exercise("E3.1", "Attention or the fixed summary, 400 steps", [
+        Run("Bahdanau attention", S3, SEQ2SEQ_400),
+        Run("no attention", S3, [*SEQ2SEQ_400, "--attention_type", "none"]),
+    ], BLEU),
+    Exercise("E3.2", "Additive or multiplicative scores, 400 steps", [
+        Run("Bahdanau (additive)", S3, SEQ2SEQ_400),
+        Run("Luong (multiplicative)", S3, [*SEQ2SEQ_400, "--attention_type", "luong"]),
+    ], BLEU),
+    Exercise("E3.3", "Beam width", [
+        Run("greedy", "stage3_attention_seq2seq.evaluate", ["--beam_size", "1"], after="E3.1/Bahdanau attention",
+            result="eval-test.json", rename={"bleu_beam": "bleu", "chrf_beam": "chrf"}),
+        Run("beam 3", "stage3_attention_seq2seq.evaluate", ["--beam_size", "3"], after="E3.1/Bahdanau attention",
+            result="eval-test.json"),
+        Run("beam 10", "stage3_attention_seq2seq.evaluate", ["--beam_size", "10"], after="E3.1/Bahdanau attention",
+            result="eval-test.json"),
+    ], [("sacreBLEU", "bleu_beam", "f2"), ("chrF", "chrf_beam", "f2")]),
+    Exercise("E3.4", "Teacher forcing half the time, 400 steps", [
+        Run("teacher forcing 1.0 (the preset)", S3, SEQ2SEQ_400),
+        Run("teacher forcing 0.5", S3, [*SEQ2SEQ_400, "--teacher_forcing", "0.5"]),
+    ], BLEU),
+    Exercise("E4.1", "Pre-LN or the paper's post-LN, 300 steps", [
+        Run("pre-LN (the preset)", S4, TRANSFORMER_300),
+        Run("post-LN", S4, [*TRANSFORMER_300, "--no-norm_first"]),
+    ], BLEU),
+    Exercise("E4.2", "Sinusoidal or learned positions, 300 steps", [
+        Run("sinusoidal (the preset)", S4, TRANSFORMER_300),
+        Run("learned", S4, [*TRANSFORMER_300, "--positions", "learned"]),
+    ], BLEU),
+    Exercise("E4.3", "Label smoothing, 300 steps", [
+        Run("label smoothing 0.1 (the preset)", S4, TRANSFORMER_300),
+        Run("no label smoothing", S4, [*TRANSFORMER_300, "--label_smoothing", "0"]),
+    ], [*BLEU[:2], ("val loss", "val_loss_last", "f3")]),
+    Exercise("E4.4", "The attention kernel: written out or F.scaled_dot_product_attention", [
+        Run("sdpa (the preset)", S4, ["--preset", "cpu", "--max_minutes", "0", "--max_steps", "30",
+                                      "--eval_interval", "30", "--eval_pairs", "50", "--beam_size", "1"]),
+        Run("written out (--attention manual)", S4, ["--preset", "cpu", "--max_minutes", "0", "--max_steps", "30",
+                                                     "--eval_interval", "30", "--eval_pairs", "50", "--beam_size",
+                                                     "1", "--attention", "manual"]),
+    ], [("tokens/s", "tokens_per_sec", "int"), ("train s", "train_seconds", "f1")]),
+    Exercise("E5.1", "Learned positions or RoPE", [
+        seeded("learned (the preset)", S5, GPT),
+        seeded("RoPE", S5, [*GPT, "--position", "rope"]),
+    ], [("val nats/char", "val_loss", "f3"), ("train s", "train_seconds", "f1")]),
+    Exercise("E5.2", "GPT-2's block or LLaMA's (RMSNorm, SwiGLU, RoPE)", [
+        seeded("GPT-2 (the preset)", S5, GPT),
+        seeded("RMSNorm + SwiGLU + RoPE", S5, [*GPT, "--norm", "rmsnorm", "--mlp", "swiglu", "--position", "rope"]),
+    ], [("val nats/char", "val_loss", "f3"), ("params", "params", "int"), ("train s", "train_seconds", "f1")]),
+    Exercise("E5.3", "How much context", [
+        Run("32 characters", S5, [*GPT, "--block_size", "32"]),
+        Run("64 characters (the preset)", S5, GPT),
+        Run("128 characters", S5, [*GPT, "--block_size", "128"]),
+    ], [("val nats/char", "val_loss", "f3"), ("train s", "train_seconds", "f1")]),
+    Exercise("E5.4", "Dropout on a model that is still learning", [
+        seeded("no dropout (the preset)", S5, GPT),
+        seeded("dropout 0.2", S5, [*GPT, "--dropout", "0.2"]),
+    ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3")]),
+]
+
+
+def run_folder(run: Run, seed: str) -> Path:
+    """One folder per command and seed: exercises that share a run (the preset, say) train it once."""
+    digest = hashlib.sha1(" ".join([run.module, *run.flags, run.after]).encode()).hexdigest()[:10]
+    return RUNS / f"{run.module.split('.')[0]}-{digest}" / ("seed" + seed)
+
+
+def find(reference: str) -> Run:
+    ex_id, label = reference.split("/")
+    return next(r for e in EXERCISES if e.id == ex_id for r in e.runs if r.label == label)
+
+
+def execute(run: Run, seed: str, rerun: bool, exercise_id: str) -> dict:
+    folder = run_folder(run, seed)
+    result = folder / run.result
+    if run.after:  # an evaluate command that reads another run's checkpoint
+        source = run_folder(find(run.after), seed)
+        execute(find(run.after), seed, False, exercise_id)
+        if rerun or not result.exists():
+            _call([sys.executable, "-m", run.module, "--checkpoint", str(source), *run.flags], exercise_id, run)
+            folder.mkdir(parents=True, exist_ok=True)
+            result.write_text((source / run.result).read_text())
+    elif rerun or not result.exists():
+        _call([sys.executable, "-m", run.module, *run.flags, "--seed", seed, "--out_dir", str(folder), "--overwrite"],
+              exercise_id, run)
+    record = json.loads(result.read_text())
+    for key, source_key in run.rename.items():
+        record[key] = record.get(source_key)
+    history = folder / "history.csv"
+    if history.exists():  # the last logged losses, for the exercises about fitting
+        rows = list(csv.DictReader(history.open()))
+        record["train_loss_last"] = float(next(r["train_loss"] for r in reversed(rows) if r.get("train_loss")))
+        vals = [r["val_loss"] for r in rows if r.get("val_loss")]
+        if vals:
+            record["val_loss_last"] = float(vals[-1])
+    return record
+
+
+def _call(cmd: list[str], exercise_id: str, run: Run) -> None:
+    started = time.perf_counter()
+    print(f"[{exercise_id}] {run.label}: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{exercise_id} {run.label} failed:\n{done.stderr[-3000:]}")
+    print(f"[{exercise_id}]   done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+def fmt(values: list, kind: str) -> str:
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return ""
+    scale = 100 if kind == "pct" else 1
+    digits = {"pct": 2, "f1": 1, "f2": 2, "f3": 3, "int": 0}[kind]
+    mean = statistics.fmean(values) * scale
+    text = f"{mean:,.{digits}f}"
+    if len(values) > 1:
+        text += f" ± {statistics.stdev(values) * scale:,.{digits}f}"
+    return text
+
+
+def table(exercise: Exercise, rerun: bool) -> str:
+    head = ["setting", *[h for h, _, _ in exercise.columns], "runs", "command"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in exercise.runs:
+        records = [execute(run, seed, rerun, exercise.id) for seed in run.seeds]
+        cells = [fmt([r.get(key) for r in records], kind) for _, key, kind in exercise.columns]
+        command = f"python -m {run.module} {' '.join(run.flags)}".strip()
+        if run.after:
+            command += f" --checkpoint <the {run.after.split('/')[1]} run of {run.after.split('/')[0]}>"
+        seeds = f"{len(records)} (seeds {', '.join(run.seeds)})" if len(records) > 1 else "1"
+        lines.append("| " + " | ".join([run.label, *cells, seeds, f"`{command}`"]) + " |")
+    return "\n".join(lines)
+
+
+def write_block(path: Path, exercise_id: str, text: str) -> None:
+    doc = path.read_text(encoding="utf-8")
+    pattern = re.compile(rf"(<!-- measured {re.escape(exercise_id)} -->\n).*?(<!-- /measured -->)", re.S)
+    if not pattern.search(doc):
+        sys.exit(f"{path} has no <!-- measured {exercise_id} --> block")
+    path.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), doc), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", nargs="+", default=["1", "2", "3", "4", "5"])
+    parser.add_argument("--only", nargs="+", default=[], help="exercise ids, e.g. E3.1")
+    parser.add_argument("--rerun", action="store_true", help="train the runs again instead of reusing them")
+    parser.add_argument("--write", action="store_true", help="update the docs' measured blocks and bench/results")
+    args = parser.parse_args()
+    chosen = [e for e in EXERCISES if e.id[1] in args.stages and (not args.only or e.id in args.only)]
+    machine = f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores"
+    out = [f"Measured {dt.date.today().isoformat()} on {machine} by `python bench/exercises.py`.\n"]
+    for exercise in chosen:
+        text = table(exercise, args.rerun)
+        print(f"\n### {exercise.id} {exercise.title}\n\n{text}", flush=True)
+        out.append(f"### {exercise.id} {exercise.title}\n\n{text}\n")
+        if args.write:
+            for doc in (REPO / "docs" / "exercises.md", REPO / "docs" / "zh" / "exercises.md"):
+                write_block(doc, exercise.id, f"Measured on {machine} ({dt.date.today().isoformat()}):\n\n{text}\n")
+    if args.write:
+        results = REPO / "bench" / "results" / "exercises_cpu.md"
+        previous = results.read_text(encoding="utf-8") if results.exists() else ""
+        kept = [b for b in re.split(r"(?=^### )", previous, flags=re.M) if b.startswith("### ")
+                and b.split()[1] not in {e.id for e in chosen}]
+        blocks = sorted(kept + out[1:], key=lambda b: [int(x) for x in b.split()[1][1:].split(".")])
+        results.write_text(out[0] + "\n" + "\n".join(blocks), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

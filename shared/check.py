@@ -1,0 +1,288 @@
+"""Check your own implementation of a stage's parts: `python -m shared.check stage4` (or `make check STAGE=4`).
+
+Each stage has a stub file, `stageN_x/yours.py`: the functions and classes to write, each with its
+signature, its shapes, its equation and `raise NotImplementedError`. The stage's `checks.py` knows,
+for every part, how to test it: against the stage's own reference code (model.py) and, where one
+exists, against PyTorch's module (nn.LSTM, nn.MultiheadAttention, F.scaled_dot_product_attention),
+on random inputs with fixed seeds, values and gradients. This command prints one line per part:
+
+    passed                the part agrees with the reference
+    not implemented yet   it still raises NotImplementedError
+    wrong: ...            the first thing that differs (a shape, the largest difference and where, a
+                          masked position that leaked, a gradient), then a one-line hint
+
+and exits 0 only when every part passes. It only reads your file. Then
+`python -m stageN_x.train --yours` trains the real model with your parts swapped in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from shared.cli import UserError, parse_config, run_main
+from shared.data import REPO_ROOT
+
+STAGES = {"1": "stage1_mlp", "2": "stage2_rnn_lstm", "3": "stage3_attention_seq2seq", "4": "stage4_transformer",
+          "5": "stage5_gpt", "6": "stage6_finetune_cls"}
+
+
+class Wrong(Exception):
+    """A part gives a result other than the reference's; the message says what differs."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One thing to write in yours.py: its name there, the check, and a hint shown when it is wrong."""
+
+    name: str
+    check: Callable[[Any], None]  # raises Wrong (or NotImplementedError) when given your function/class
+    hint: str
+
+
+# --------------------------------------------------------------------------- comparing results
+
+
+def same(what: str, expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """Raise Wrong unless `got` is a tensor of the expected shape and values (within tolerance)."""
+    if not isinstance(got, torch.Tensor):
+        raise Wrong(f"{what}: expected a tensor of shape {tuple(expected.shape)}, got {type(got).__name__}")
+    if got.shape != expected.shape:
+        raise Wrong(f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    expected, got = expected.detach().double(), got.detach().double()
+    if torch.isnan(got).any() and not torch.isnan(expected).any():
+        where = tuple(torch.nonzero(torch.isnan(got))[0].tolist())
+        raise Wrong(f"{what}: NaN at {list(where)}")
+    diff = (expected - got).abs().nan_to_num(nan=0.0)
+    bad = diff > atol + rtol * expected.abs()
+    if bad.any():
+        where = tuple(torch.nonzero(diff == diff.max())[0].tolist())
+        raise Wrong(f"{what}: values differ, largest difference {diff.max().item():.3g} at {list(where)} "
+                    f"(expected {expected[where].item():.4f}, got {got[where].item():.4f})")
+
+
+def same_grads(what: str, expected: Sequence[torch.Tensor], got: Sequence[torch.Tensor], names: Sequence[str],
+               atol: float = 1e-4) -> None:
+    """Compare the gradients of the same inputs/parameters after the reference's and your backward."""
+    for name, e, g in zip(names, expected, got):
+        if g is None:
+            raise Wrong(f"{what}: no gradient reaches {name} (is it detached, or not used?)")
+        same(f"{what}, the gradient of {name}", e, g, atol=atol, rtol=1e-3)
+
+
+def leaked(what: str, weights: torch.Tensor, masked: torch.Tensor) -> None:
+    """Attention weights must be exactly 0 where `masked` is True (padding, or the future)."""
+    if not isinstance(weights, torch.Tensor) or weights.shape != masked.shape:
+        return  # the shape check elsewhere reports it
+    leak = (weights.detach().abs() > 1e-6) & masked
+    if leak.any():
+        where = tuple(torch.nonzero(leak)[0].tolist())
+        raise Wrong(f"{what}: a masked position leaked: weight {weights[where].item():.4f} at {list(where)}, "
+                    f"where the mask says 0")
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- loading your file
+
+
+def stage_name(text: str) -> str:
+    """'4', 'stage4', 'stage4_transformer' -> 'stage4_transformer'."""
+    key = text.removeprefix("stage").split("_")[0]
+    if key not in STAGES:
+        raise UserError(f"unknown stage {text!r}; give one of 1-6 (e.g. stage4 or 4).")
+    return STAGES[key]
+
+
+def default_file(stage: str) -> Path:
+    return REPO_ROOT / stage / "yours.py"
+
+
+def _where_in(path: Path, err: BaseException) -> str:
+    """'line N' of the deepest traceback frame inside `path`, or ''."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    return f"line {frames[-1].lineno}" if frames else ""
+
+
+def load_yours(stage: str, file: str | Path | None = None) -> tuple[ModuleType, Path]:
+    """Import your file as a module without changing it (no bytecode is written beside it)."""
+    path = Path(file) if file else default_file(stage)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; the stage's stub file is {default_file(stage)} (or give --file PATH).")
+    spec = importlib.util.spec_from_file_location(f"_yours_{stage}", path)
+    module = importlib.util.module_from_spec(spec)
+    previous, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise UserError(f"{path} line {err.lineno}: {err.msg}; fix it and run the check again.") from None
+    except Exception as err:
+        raise UserError(f"{path} {_where_in(path, err)}: importing it raised {type(err).__name__}: {err}; "
+                        f"fix it and run the check again.") from None
+    finally:
+        sys.dont_write_bytecode = previous
+    return module, path
+
+
+def stage_parts(stage: str) -> list[Part]:
+    return importlib.import_module(f"{stage}.checks").PARTS
+
+
+# --------------------------------------------------------------------------- running the checks
+
+
+@dataclass
+class Result:
+    part: str
+    status: str  # passed | not implemented yet | missing | wrong
+    detail: str = ""
+
+
+def check_part(part: Part, module: ModuleType, path: Path) -> Result:
+    obj = getattr(module, part.name, None)
+    if obj is None:
+        return Result(part.name, "missing", f"{path.name} has no {part.name}; the stub file defines it, keep its name")
+    try:
+        with torch.random.fork_rng():
+            part.check(obj)
+    except NotImplementedError as err:
+        raised_in = traceback.extract_tb(err.__traceback__)[-1].name
+        if raised_in != part.name and Path(traceback.extract_tb(err.__traceback__)[-1].filename) == path:
+            return Result(part.name, "wrong", f"it calls {raised_in}, which is not implemented yet")
+        return Result(part.name, "not implemented yet")
+    except Wrong as err:
+        return Result(part.name, "wrong", str(err))
+    except Exception as err:  # the learner's code raised: say where in their file
+        where = _where_in(path, err)
+        message = str(err).splitlines()[0] if str(err) else ""
+        return Result(part.name, "wrong", f"it raised {type(err).__name__}: {message}"
+                                          f"{f' ({path.name} {where})' if where else ''}")
+    return Result(part.name, "passed")
+
+
+def run_checks(stage: str, module: ModuleType, path: Path, only: Sequence[str] = ()) -> list[Result]:
+    parts = [p for p in stage_parts(stage) if not only or p.name in only]
+    return [check_part(p, module, path) for p in parts]
+
+
+def shown(path: Path) -> str:
+    """The path as the learner would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def report(stage: str, path: Path, results: list[Result], parts: list[Part]) -> str:
+    hints = {p.name: p.hint for p in parts}
+    width = max(len(r.part) for r in results) + 2
+    lines = [shown(path)]
+    for r in results:
+        line = f"  {r.part:<{width}}{r.status}"
+        if r.detail:
+            line += f": {r.detail}"
+        lines.append(line)
+        if r.status == "wrong":
+            lines.append(f"  {'':<{width}}hint: {hints[r.part]}")
+    todo = sum(r.status != "passed" for r in results)
+    short = stage.split("_")[0]
+    lines.append(f"all {len(results)} parts pass: train with them, python -m {stage}.train --yours" if not todo
+                 else f"{todo} of {len(results)} parts to go: edit {shown(path)} and run python -m shared.check "
+                      f"{short} again")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- --yours: train with your parts
+
+
+def use_yours(stage: str, file: str | Path | None = None) -> tuple[list[str], dict]:
+    """Swap your implemented parts into the stage's code (its checks.py knows where each goes); parts
+    still raising NotImplementedError keep the reference. Says which is which. Returns the names of
+    your parts and the settings that run them (e.g. the written-out attention instead of SDPA)."""
+    module, path = load_yours(stage, file)
+    checks = importlib.import_module(f"{stage}.checks")
+    results = run_checks(stage, module, path)
+    mine = [r.part for r in results if r.status in ("passed", "wrong")]
+    if not mine:
+        raise UserError(f"none of the parts in {path} is implemented yet; write one, check it with "
+                        f"python -m shared.check {stage.split('_')[0]}, then train with --yours.")
+    for r in results:
+        if r.status == "wrong":
+            print(f"warning: your {r.part} does not pass its check ({r.detail}); training with it anyway.")
+    settings = checks.install({name: getattr(module, name) for name in mine})
+    rest = [r.part for r in results if r.part not in mine]
+    print(f"--yours: training with your {', '.join(mine)}" + (f"; the reference {', '.join(rest)} "
+                                                              f"(not written yet)" if rest else ""))
+    return mine, settings
+
+
+def with_yours(cfg: Any, stage: str) -> tuple[Any, list[str]]:
+    """For a train command: (cfg, []) without --yours; with it, your parts swapped in (use_yours), cfg
+    updated with the settings that run them, and the names of your parts (recorded in metrics.json)."""
+    if not cfg.yours:
+        return cfg, []
+    mine, settings = use_yours(stage, cfg.yours_file or None)
+    return dataclasses.replace(cfg, **settings), mine
+
+
+@contextlib.contextmanager
+def replaced(target: Any, **attributes: Any):
+    """Set attributes on a module or class for the duration of a block (the checks use it to run the
+    reference model with one of your parts inside)."""
+    saved = {name: getattr(target, name) for name in attributes}
+    for name, value in attributes.items():
+        setattr(target, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(target, name, value)
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    stage: str = field(default="", metadata={"help": "which stage: 1-6, stage4, or stage4_transformer"})
+    file: str = field(default="", metadata={"help": "the file to check; default the stage's yours.py"})
+    part: str = field(default="", metadata={"help": "check only this part"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from shared.cli import first_positional_as
+
+    cfg = parse_config(CheckConfig, {}, first_positional_as("--stage", argv), prog="python -m shared.check",
+                       description="Check your own implementation of a stage's parts against the reference.")
+    if not cfg.stage:
+        raise UserError("say which stage to check, e.g. python -m shared.check stage4")
+    stage = stage_name(cfg.stage)
+    module, path = load_yours(stage, cfg.file or None)
+    parts = stage_parts(stage)
+    if cfg.part and cfg.part not in {p.name for p in parts}:
+        raise UserError(f"{stage} has no part {cfg.part!r}; its parts are {', '.join(p.name for p in parts)}.")
+    results = run_checks(stage, module, path, [cfg.part] if cfg.part else ())
+    print(report(stage, path, results, parts))
+    return 0 if all(r.status == "passed" for r in results) else 1
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    # Run the imported module's cli, not this __main__ copy: the stages' checks raise shared.check.Wrong.
+    from shared.check import cli as _cli
+
+    run_main(_cli)

@@ -1,0 +1,225 @@
+"""The build-it-yourself checker: it passes the reference, fails the untouched stubs, catches the
+classic mistakes with a message that says what differs, and `--yours` trains exactly like the
+reference when given the reference's code."""
+
+import hashlib
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import last_line, run_cli
+
+from shared import beam, sampling
+from shared.check import STAGES, load_yours, run_checks, stage_parts
+from shared.check import main as check_main
+from shared.cli import UserError
+from shared.records import read_history
+
+# A file "with the reference copied in": each stage's parts, imported from where the stage defines them.
+REFERENCE = {
+    "stage1_mlp": "from stage1_mlp.data import bag_of_ngrams\nfrom stage1_mlp.model import masked_mean\n",
+    "stage2_rnn_lstm": "from stage2_rnn_lstm.model import gru_cell, lstm_cell, rnn_cell\n"
+                       "from stage2_rnn_lstm.train import tbptt_step\n",
+    "stage3_attention_seq2seq": "from shared.beam import greedy_step\n"
+                                "from stage3_attention_seq2seq.model import additive_attention, "
+                                "multiplicative_attention\n",
+    "stage4_transformer": "from stage4_transformer.model import encoder_layer, multi_head_attention, "
+                          "scaled_dot_product_attention, sinusoidal_positions\n",
+    "stage5_gpt": "from shared.sampling import top_k_filter, top_p_filter\n"
+                  "from stage5_gpt.model import causal_self_attention, init_gpt2, kv_cache_update\n",
+    "stage6_finetune_cls": "from stage6_finetune_cls.model import freeze, last_token, lora_forward, "
+                           "lora_merged_weight\n",
+}
+
+
+def reference_file(tmp_path, stage: str) -> Path:
+    path = tmp_path / f"{stage}_reference.py"
+    path.write_text(REFERENCE[stage] + "# noqa\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("stage", list(STAGES.values()))
+def test_the_reference_passes_every_part(stage, tmp_path):
+    results = run_checks(stage, *load_yours(stage, reference_file(tmp_path, stage)))
+    assert [r.status for r in results] == ["passed"] * len(stage_parts(stage)), results
+
+
+@pytest.mark.parametrize("stage", list(STAGES.values()))
+def test_the_untouched_stubs_fail_every_part_as_not_implemented(stage):
+    results = run_checks(stage, *load_yours(stage))
+    assert len(results) >= 2 and all(r.status == "not implemented yet" for r in results), results
+
+
+MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
+    ("stage4_transformer", "scaled_dot_product_attention", """
+        def scaled_dot_product_attention(q, k, v, mask=None):
+            scores = q @ k.transpose(-2, -1)  # no 1/sqrt(dh)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            w = torch.softmax(scores, dim=-1)
+            return w @ v, w
+        """, "values differ"),
+    ("stage4_transformer", "scaled_dot_product_attention", """
+        def scaled_dot_product_attention(q, k, v, mask=None):
+            scores = q @ k.transpose(-2, -1) / q.size(-1) ** 0.5
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            w = torch.softmax(scores, dim=-2)  # over the queries
+            return w @ v, w
+        """, "values differ"),
+    ("stage4_transformer", "scaled_dot_product_attention", """
+        def scaled_dot_product_attention(q, k, v, mask=None):
+            w = torch.softmax(q @ k.transpose(-2, -1) / q.size(-1) ** 0.5, dim=-1)  # the mask forgotten
+            return w @ v, w
+        """, "a masked position leaked"),
+    ("stage5_gpt", "causal_self_attention", """
+        def causal_self_attention(q, k, v):
+            T, S = q.size(2), k.size(2)
+            scores = q @ k.transpose(-2, -1) / q.size(-1) ** 0.5
+            allowed = torch.ones(T, S, dtype=torch.bool).tril(diagonal=S - T + 1)  # one too many
+            w = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+            return w @ v, w
+        """, "a masked position leaked"),
+    ("stage2_rnn_lstm", "lstm_cell", """
+        def lstm_cell(x_proj, state, w_hh, b_hh):
+            h, c = state
+            f, i, g, o = (x_proj + h @ w_hh.t() + b_hh).chunk(4, dim=-1)  # forget and input swapped
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(c), c
+        """, "against nn.LSTMCell: values differ"),
+    ("stage2_rnn_lstm", "gru_cell", """
+        def gru_cell(x_proj, h, w_hh, b_hh):
+            xr, xz, xn = x_proj.chunk(3, dim=-1)
+            hr, hz, hn = (h @ w_hh.t() + b_hh).chunk(3, dim=-1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            return z * n + (1 - z) * h  # the update gate the wrong way round
+        """, "against nn.GRUCell: values differ"),
+    ("stage2_rnn_lstm", "tbptt_step", """
+        def tbptt_step(model, x, y, hidden):
+            logits, hidden = model(x, hidden)
+            return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()), hidden  # not detached
+        """, "still carries the graph"),
+    ("stage5_gpt", "kv_cache_update", """
+        def kv_cache_update(past, k, v):
+            if past is None:
+                return k, v
+            return torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)  # the heads' axis
+        """, "keys after 4 more tokens: expected shape (2, 3, 8, 5)"),
+    ("stage5_gpt", "top_p_filter", """
+        def top_p_filter(logits, p):
+            sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+            cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+            drop = torch.zeros_like(cumulative, dtype=torch.bool).scatter(-1, order, cumulative > p)
+            return logits.masked_fill(drop, float("-inf"))  # drops the token that crosses p
+        """, "the nucleus is tokens"),
+    ("stage5_gpt", "init_gpt2", """
+        def init_gpt2(model):
+            for m in model.modules():
+                if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
+                    torch.nn.init.normal_(m.weight, 0.0, 0.02)
+                if isinstance(m, torch.nn.Linear) and m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)  # c_proj never scaled down
+        """, "c_proj.weight: standard deviation 0.02"),
+    ("stage6_finetune_cls", "lora_forward", """
+        def lora_forward(x, layer):
+            return layer.base(x) + x @ layer.lora_A.t() @ layer.lora_B.t()  # no alpha / r
+        """, "values differ"),
+    ("stage1_mlp", "masked_mean", """
+        def masked_mean(embedded, ids):
+            return embedded.mean(dim=1)  # the padding counted in
+        """, "values differ"),
+    ("stage3_attention_seq2seq", "greedy_step", """
+        def greedy_step(model, prev, state, finished):
+            log_probs, state = model.decode_step(prev, state)
+            nxt = log_probs.argmax(-1)  # finished sentences keep producing words
+            return nxt, state, finished | (nxt == 3)
+        """, "a finished sentence gets <pad>"),
+]
+
+
+@pytest.mark.parametrize("stage, part, code, words", MISTAKES, ids=[f"{m[1]}-{i}" for i, m in enumerate(MISTAKES)])
+def test_classic_mistakes_are_caught_and_named(stage, part, code, words, tmp_path):
+    path = tmp_path / "yours.py"
+    path.write_text("import torch\n" + textwrap.dedent(code), encoding="utf-8")
+    [result] = run_checks(stage, *load_yours(stage, path), only=[part])
+    assert result.status == "wrong" and words in result.detail, result
+
+
+def test_the_command_line_reports_parts_and_exits_non_zero_until_all_pass(tmp_path, capsys):
+    done = run_cli("shared.check", "stage4")
+    assert done.returncode == 1 and "scaled_dot_product_attention  not implemented yet" in done.stdout
+    assert "4 of 4 parts to go" in done.stdout
+    assert check_main(["4", "--file", str(reference_file(tmp_path, "stage4_transformer"))]) == 0
+    assert "all 4 parts pass" in capsys.readouterr().out
+    with pytest.raises(UserError, match="unknown stage 'stage9'"):
+        check_main(["stage9"])
+
+
+def test_a_broken_or_incomplete_file_is_one_sentence_and_never_changed(tmp_path, capsys):
+    broken = tmp_path / "yours.py"
+    broken.write_text("import torch\n\ndef masked_mean(embedded, ids)\n    return embedded\n", encoding="utf-8")
+    before = hashlib.sha256(broken.read_bytes()).hexdigest()
+    done = run_cli("shared.check", "stage1", "--file", str(broken))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{broken} line 3: " in last_line(done) and "fix it and run the check again" in last_line(done)
+    incomplete = tmp_path / "partial.py"
+    incomplete.write_text("from stage1_mlp.model import masked_mean  # noqa\n", encoding="utf-8")
+    assert check_main(["stage1", "--file", str(incomplete)]) == 1
+    said = capsys.readouterr().out
+    assert "bag_of_ngrams  missing: partial.py has no bag_of_ngrams" in said and "masked_mean    passed" in said
+    assert hashlib.sha256(broken.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.py", "yours.py"]  # no bytecode beside them
+
+
+@pytest.fixture
+def restore_reference_code():
+    """--yours swaps functions into the stages' modules; put the reference back afterwards."""
+    import importlib
+
+    modules = [importlib.import_module(m) for m in (
+        "stage1_mlp.data", "stage1_mlp.model", "stage2_rnn_lstm.model", "stage2_rnn_lstm.train",
+        "stage3_attention_seq2seq.model", "stage4_transformer.model", "stage5_gpt.model",
+        "stage6_finetune_cls.model")] + [beam, sampling]
+    saved = [(m, dict(vars(m))) for m in modules]
+    from stage2_rnn_lstm.model import CELLS
+
+    cells = dict(CELLS)
+    yield
+    for module, attributes in saved:
+        for name, value in attributes.items():
+            setattr(module, name, value)
+    CELLS.update(cells)
+
+
+# Each stage's train command with --yours (the reference copied in) against the same run without it,
+# on the path --yours runs (written-out attention, Python cells, no fused embedding bag).
+YOURS_RUNS = [
+    ("stage1_mlp", ["--dataset", "trec", "--no-embedding_bag", "--max_steps", "8"]),
+    ("stage2_rnn_lstm", ["--no-fast", "--max_steps", "8"]),
+    ("stage3_attention_seq2seq", ["--max_steps", "8", "--max_train_pairs", "300", "--eval_interval", "8"]),
+    ("stage4_transformer", ["--attention", "manual", "--max_steps", "8", "--max_train_pairs", "300",
+                            "--eval_interval", "8"]),
+    ("stage5_gpt", ["--attention", "manual", "--max_steps", "8"]),
+    ("stage6_finetune_cls", ["--init_from", "random", "--random_shape", "2,2,32,32", "--max_steps", "8",
+                             "--eval_interval", "8"]),
+]
+
+
+@pytest.mark.parametrize("stage, flags", YOURS_RUNS, ids=[s for s, _ in YOURS_RUNS])
+def test_yours_with_the_reference_trains_exactly_like_the_reference(stage, flags, tmp_path, restore_reference_code):
+    import importlib
+
+    train = importlib.import_module(f"{stage}.train")
+    common = ["--preset", "tiny", "--log_interval", "1", *flags]
+    reference = train.main([*common, "--out_dir", str(tmp_path / "reference")])
+    yours = train.main([*common, "--yours", "--yours_file", str(reference_file(tmp_path, stage)),
+                        "--out_dir", str(tmp_path / "yours")])
+    assert sorted(yours["yours"]) == sorted(p.name for p in stage_parts(stage)) and not reference["yours"]
+    losses = [[r["train_loss"] for r in read_history(tmp_path / run / "history.csv")] for run in ("reference", "yours")]
+    assert len(losses[0]) == 8 and losses[1] == pytest.approx(losses[0], abs=1e-5)
+
+
+def test_yours_with_nothing_written_is_one_sentence(tmp_path):
+    done = run_cli("stage4_transformer.train", "--preset", "tiny", "--yours", "--out_dir", str(tmp_path / "run"))
+    assert done.returncode == 1 and "none of the parts in" in last_line(done) and "Traceback" not in done.stderr
