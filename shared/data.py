@@ -45,7 +45,7 @@ class DataFile:
 
     path: str
     checksum: str
-    url: str
+    url: str  # "" for a file only the offline mirror has (its README says where it came from)
     member: str | None = None
     download_path: str | None = None
     download_checksum: str | None = None
@@ -165,6 +165,16 @@ _register(
 )
 
 
+_register(
+    "gutenberg_children", "506 public-domain books by twelve authors of children's literature (Project Gutenberg, "
+    "rcdm-uga/Gutenberg_Text at a0b16d3): about 150 MB of text, 40M GPT-2 tokens; see shared/gutenberg.py.",
+    archive=DataFile("gutenberg_children/gutenberg_children.tar.xz",
+                     _sha("4ccf9e1dc0335afc5e03e38e05d1fb8a83c8110bab9073222c97712f230e2efb"), ""),
+    manifest=DataFile("gutenberg_children/manifest.json",
+                      _sha("67792ed72cfeed1cd10b45c1fc0d99afee0682bb114f63c49cd29577fdb2ee27"), ""),
+)
+
+
 # --------------------------------------------------------------------------- finding files
 
 
@@ -244,6 +254,8 @@ def data_file(dataset: str, key: str) -> Path:
     searched = ", ".join(str(r) for r in roots)
     if os.environ.get("LLM_OFFLINE") not in (None, "", "0"):
         reason = "LLM_OFFLINE is set"
+    elif not entry.url:
+        reason = "it cannot be downloaded (it comes with the offline mirror; its README says how it was made)"
     else:
         try:
             print(f"downloading {entry.url} -> {target}")
@@ -416,6 +428,26 @@ def load_sms_spam_balanced(seed: int = 123) -> dict[str, LabeledTexts]:
     parts = {"train": chosen[:n_train], "val": chosen[n_train:n_train + n_val], "test": chosen[n_train + n_val:]}
     return {name: LabeledTexts([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.label_names)
             for name, idx in parts.items()}
+
+
+def load_classification(dataset: str, val_fraction: float = 0.05, seed: int = 1337) -> dict[str, LabeledTexts]:
+    """train / val / test of a classification data set, the same for every stage that classifies.
+
+    SMS spam: the balanced split above. Where a data set ships no validation split, `val_fraction` of
+    train (drawn with `seed`) is held out for model selection. SST-2's labelled held-out split is GLUE's
+    dev set; it plays the test role here, as in GLUE papers.
+    """
+    if dataset == "sms_spam":
+        return load_sms_spam_balanced()
+    loaded = {"sst2": load_sst2, "trec": load_trec, "ag_news": load_ag_news}[dataset]()
+    train, test = loaded["train"], loaded["dev" if dataset == "sst2" else "test"]
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, int(len(train) * val_fraction))
+
+    def subset(idx: list[int]) -> LabeledTexts:
+        return LabeledTexts([train.texts[i] for i in idx], [train.labels[i] for i in idx], train.label_names)
+
+    return {"train": subset(order[n_val:]), "val": subset(order[:n_val]), "test": test}
 
 
 # --------------------------------------------------------------------------- batching

@@ -13,8 +13,8 @@ from typing import Literal
 
 from shared.baseline import record_baseline
 from shared.cli import check, parse_config, run_main
+from shared.data import load_classification
 from shared.records import command_for
-from stage1_mlp.data import load_splits
 from stage1_mlp.train import STAGE
 
 
@@ -35,7 +35,7 @@ class BaselineConfig:
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(BaselineConfig, {}, argv, prog=f"python -m {STAGE}.baseline",
                        description="TF-IDF + logistic regression on the stage 1 split.")
-    splits = load_splits(cfg.dataset, cfg.val_fraction, cfg.seed)
+    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed)
     run_dir = Path(cfg.out_dir or f"runs/{STAGE}/{cfg.dataset}-tfidf-logreg")
     record = record_baseline(STAGE, cfg.dataset, splits, run_dir, command_for(f"{STAGE}.baseline", argv),
                              cfg.ngrams, cfg.C)

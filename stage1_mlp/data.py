@@ -11,30 +11,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
-from shared import data as registry
-from shared.data import LabeledTexts
 from shared.tokenizers import UNK_ID, Vocab, word_tokenize
-
-
-def load_splits(dataset: str, val_fraction: float, seed: int) -> dict[str, LabeledTexts]:
-    """train / val / test. Where a data set ships no validation split, `val_fraction` of train is held out.
-
-    SST-2's labelled held-out split is GLUE's dev set; it plays the test role here, as in GLUE papers.
-    """
-    if dataset == "sms_spam":
-        return registry.load_sms_spam_balanced()
-    loaded = {"sst2": registry.load_sst2, "trec": registry.load_trec, "ag_news": registry.load_ag_news}[dataset]()
-    train, test = loaded["train"], loaded["dev" if dataset == "sst2" else "test"]
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = max(1, int(len(train) * val_fraction))
-
-    def subset(idx: list[int]) -> LabeledTexts:
-        return LabeledTexts([train.texts[i] for i in idx], [train.labels[i] for i in idx], train.label_names)
-
-    return {"train": subset(order[n_val:]), "val": subset(order[:n_val]), "test": test}
-
 
 BOUNDARY = "<s>"
 

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
 from shared.cli import parse_config, run_main
-from shared.data import EpochBatches, LabeledTexts
+from shared.data import EpochBatches, LabeledTexts, load_classification
 from shared.devices import resolve_device
 from shared.metrics import classification_metrics
 from shared.records import command_for, write_metrics
 from shared.tokenizers import pad_batch
 from shared.train import count_params, make_adamw, seed_everything, train
 from stage1_mlp.config import PRESETS, MLPConfig
-from stage1_mlp.data import NgramFeaturizer, load_splits
+from stage1_mlp.data import NgramFeaturizer
 from stage1_mlp.model import BagOfNgramsMLP
 
 STAGE = "stage1_mlp"
@@ -42,7 +42,7 @@ class Prepared:
 
 
 def prepare(cfg: MLPConfig, featurizer: NgramFeaturizer | None = None) -> Prepared:
-    splits = load_splits(cfg.dataset, cfg.val_fraction, cfg.seed)
+    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed)
     featurizer = featurizer or NgramFeaturizer.fit(splits["train"].texts, cfg.ngrams, cfg.hash_buckets,
                                                    cfg.min_freq, cfg.lowercase)
     encoded = {name: [featurizer.encode(t) for t in split.texts] for name, split in splits.items()}

@@ -9,17 +9,21 @@ from shared.cli import check, model_config
 from shared.train import TrainConfig
 from stage5_gpt.model import GPTConfig
 
-DATASETS = ("tinyshakespeare", "wikitext2", "the_verdict", "text_file")
+DATASETS = ("tinyshakespeare", "wikitext2", "gutenberg_children", "the_verdict", "text_file")
 
 
 @dataclass(frozen=True)
 class GPTTrainConfig(GPTConfig, TrainConfig):
     """The training flags (TrainConfig) and the model's shape (GPTConfig, inherited: one definition)."""
 
-    dataset: Literal["tinyshakespeare", "wikitext2", "the_verdict", "text_file"] = "tinyshakespeare"
+    dataset: Literal["tinyshakespeare", "wikitext2", "gutenberg_children", "the_verdict", "text_file"] = field(
+        default="tinyshakespeare", metadata={"help": "gutenberg_children: 506 storybooks, ~150 MB (pretraining)"})
     text_file: str = field(default="", metadata={"help": "your own UTF-8 text (with --dataset text_file)"})
-    tokenizer: Literal["auto", "char", "gpt2"] = field(
-        default="auto", metadata={"help": "auto: char for Tiny Shakespeare, GPT-2 BPE for the rest"})
+    tokenizer: Literal["auto", "char", "gpt2", "bpe"] = field(default="auto", metadata={
+        "help": "auto: char for Tiny Shakespeare, a BPE learned on the storybooks for gutenberg_children, "
+                "GPT-2's BPE for the rest"})
+    vocab_size: int = field(default=0, metadata={
+        "help": "tokens in the learned BPE (--tokenizer bpe); 0 = 8192. char and gpt2 fix their own"})
     init_from: str = field(
         default="scratch",
         metadata={"help": "scratch, a stage 5 run folder/checkpoint, or a Hugging Face GPT-2 folder"})
@@ -39,12 +43,14 @@ class GPTTrainConfig(GPTConfig, TrainConfig):
         check(self.eval_tokens >= 0, "--eval_tokens must be >= 0")
         check(self.dataset != "text_file" or bool(self.text_file), "--dataset text_file needs --text_file PATH")
         check(not self.text_file or self.dataset == "text_file", "--text_file needs --dataset text_file")
+        check(self.vocab_size == 0 or (self.tokenizer_name == "bpe" and 258 <= self.vocab_size <= 65535),
+              "--vocab_size sets the size of a learned BPE: use it with --tokenizer bpe, between 258 and 65535")
 
     @property
     def tokenizer_name(self) -> str:
         if self.tokenizer != "auto":
             return self.tokenizer
-        return "char" if self.dataset == "tinyshakespeare" else "gpt2"
+        return {"tinyshakespeare": "char", "gutenberg_children": "bpe"}.get(self.dataset, "gpt2")
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return model_config(GPTConfig, self, vocab_size=vocab_size)

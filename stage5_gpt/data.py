@@ -1,11 +1,14 @@
 """Stage 5 data: text -> token ids, prepared once into uint16 files that are memory-mapped.
 
-    Tiny Shakespeare   characters, first 90% train / last 10% val (the split stage 2 uses)
-    WikiText-2         GPT-2 BPE, train / valid / test as shipped
-    the-verdict, --text_file PATH   GPT-2 BPE (or --tokenizer char), 90/10 split
+    Tiny Shakespeare     characters, first 90% train / last 10% val (the split stage 2 uses)
+    WikiText-2           GPT-2 BPE, train / valid / test as shipped
+    gutenberg_children   506 storybooks, split by work (shared/gutenberg.py); a byte-level BPE learned
+                         on its train split (shared/bpe.py, --vocab_size, 8192 by default)
+    the-verdict, --text_file PATH   GPT-2 BPE (or --tokenizer char / bpe), 90/10 split
 
-Training batches are random windows (nanoGPT style) drawn from a generator seeded with the batch
-index, so batch i is always the same and a resumed run sees the same data.
+Documents (books) are separated by <|endoftext|> where the tokenizer has it. Training batches are
+random windows (nanoGPT style) drawn from a generator seeded with the batch index, so batch i is
+always the same and a resumed run sees the same data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.bpe import BPE, train_bpe_fast
 from shared.cli import UserError
 from shared.data import cache_dir, data_file, file_checksum, read_text, split_train_val_text
 from shared.records import write_json
@@ -26,36 +30,59 @@ from shared.tokenizers import Vocab, gpt2_tokenizer
 
 GPT2_VOCAB = 50257
 GPT2_EOT = 50256  # <|endoftext|>
+DEFAULT_BPE_VOCAB = 8192
 
 
 class Tokenizer:
-    """Characters (a Vocab built on the training text) or GPT-2 BPE, behind one encode/decode."""
+    """Characters (a Vocab built on the training text), GPT-2's BPE, or a BPE learned on the training
+    text (shared/bpe.py), behind one encode / decode. `eot` is the end-of-text id, or None (characters)."""
 
-    def __init__(self, kind: str, vocab: Vocab | None = None):
-        self.kind, self.vocab = kind, vocab
-        self._bpe = gpt2_tokenizer() if kind == "gpt2" else None
+    def __init__(self, kind: str, vocab: Vocab | None = None, bpe: BPE | None = None):
+        self.kind, self.vocab, self.bpe = kind, vocab, bpe
+        self._gpt2 = gpt2_tokenizer() if kind == "gpt2" else None
 
     @property
     def size(self) -> int:
-        return GPT2_VOCAB if self.kind == "gpt2" else len(self.vocab)
+        return {"gpt2": GPT2_VOCAB, "bpe": self.bpe.size if self.bpe else 0}.get(self.kind) or len(self.vocab)
+
+    @property
+    def eot(self) -> int | None:
+        return {"gpt2": GPT2_EOT, "bpe": self.bpe.eot_id if self.bpe else None}.get(self.kind)
 
     def encode(self, text: str, strict: bool = False) -> list[int]:
         if self.kind == "gpt2":
-            return self._bpe.encode_ordinary(text)
+            return self._gpt2.encode_ordinary(text)
+        if self.kind == "bpe":
+            return self.bpe.encode(text)
         return self.vocab.encode(list(text), strict=strict)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """Many documents at once, one after another with <|endoftext|> between them (characters: a
+        blank line), as uint16."""
+        if self.kind == "char":
+            return np.asarray(self.encode("\n\n".join(texts)), dtype=np.uint16)
+        encoded = self.bpe.encode_batch(texts) if self.kind == "bpe" else self._gpt2.encode_ordinary_batch(texts)
+        joined: list[int] = []
+        for i, ids in enumerate(encoded):
+            joined += ([self.eot] if i else []) + ids
+        return np.asarray(joined, dtype=np.uint16)
 
     def decode(self, ids) -> str:
         ids = [int(i) for i in ids]
         if self.kind == "gpt2":
-            return self._bpe.decode([i for i in ids if i < GPT2_VOCAB])  # padded rows never decode
+            return self._gpt2.decode([i for i in ids if i < GPT2_VOCAB])  # padded rows never decode
+        if self.kind == "bpe":
+            return self.bpe.decode(ids)
         return "".join(self.vocab.decode(ids))
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "vocab": self.vocab.to_json() if self.vocab else None}
+        return {"kind": self.kind, "vocab": self.vocab.to_json() if self.vocab else None,
+                "bpe": self.bpe.to_json() if self.bpe else None}
 
     @classmethod
     def from_json(cls, data: dict) -> Tokenizer:
-        return cls(data["kind"], Vocab.from_json(data["vocab"]) if data.get("vocab") else None)
+        return cls(data["kind"], Vocab.from_json(data["vocab"]) if data.get("vocab") else None,
+                   BPE.from_json(data["bpe"]) if data.get("bpe") else None)
 
 
 @dataclass
@@ -64,6 +91,7 @@ class Corpus:
     splits: dict[str, np.ndarray]  # split -> uint16 token ids (memory-mapped)
     chars: dict[str, int] = field(default_factory=dict)  # characters per split: for per-character loss
     words: dict[str, int] = field(default_factory=dict)  # whitespace words per split: for per-word perplexity
+    bytes: dict[str, int] = field(default_factory=dict)  # UTF-8 bytes per split: for bits per byte
 
     def check_context(self, block_size: int) -> None:
         """Every split must hold at least one window of block_size + 1 tokens, or it cannot be scored."""
@@ -74,65 +102,89 @@ class Corpus:
                                 f"--block_size.")
 
 
-def _raw_splits(dataset: str, text_file: str) -> tuple[dict[str, str], str]:
-    """The text of each split, and a fingerprint of the source for the prepared-file cache."""
+def _fingerprint(dataset: str, text_file: str) -> str:
+    """Names the source of a prepared folder: it changes when the source does."""
+    if dataset == "wikitext2":
+        return "wikitext2-" + str(data_file("wikitext2", "train").stat().st_size)
+    if dataset == "gutenberg_children":
+        return "gutenberg_children-" + str(data_file("gutenberg_children", "archive").stat().st_size)
+    if dataset == "text_file":
+        return "text-" + hashlib.sha256(_read_text_file(text_file).encode("utf-8")).hexdigest()[:16]
+    return dataset
+
+
+def _read_text_file(text_file: str) -> str:
+    path = Path(text_file).expanduser()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--text_file {path} does not exist; give the path of a UTF-8 text file.") from None
+    except IsADirectoryError:
+        raise UserError(f"--text_file {path} is a folder; give the path of one UTF-8 text file.") from None
+    except PermissionError:
+        raise UserError(f"--text_file {path} cannot be read: permission denied.") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"--text_file {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                        f"convert it to UTF-8 first.") from None
+    if len(text) < 100:
+        raise UserError(f"--text_file {path} has only {len(text)} characters; give at least a few thousand.")
+    return text
+
+
+def _documents(dataset: str, text_file: str) -> dict[str, list[str]]:
+    """The documents of each split (a split of one long text is one document)."""
     if dataset == "wikitext2":
         keys = {"train": "train", "val": "valid", "test": "test"}
-        texts = {split: read_text("wikitext2", key) for split, key in keys.items()}
-        return texts, "wikitext2-" + str(data_file("wikitext2", "train").stat().st_size)
-    if dataset == "text_file":
-        path = Path(text_file).expanduser()
-        try:
-            raw = path.read_bytes()
-            text = raw.decode("utf-8")
-        except FileNotFoundError:
-            raise UserError(f"--text_file {path} does not exist; give the path of a UTF-8 text file.") from None
-        except IsADirectoryError:
-            raise UserError(f"--text_file {path} is a folder; give the path of one UTF-8 text file.") from None
-        except PermissionError:
-            raise UserError(f"--text_file {path} cannot be read: permission denied.") from None
-        except UnicodeDecodeError as err:
-            raise UserError(f"--text_file {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
-                            f"convert it to UTF-8 first.") from None
-        if len(text) < 100:
-            raise UserError(f"--text_file {path} has only {len(text)} characters; give at least a few thousand.")
-        fingerprint = "text-" + hashlib.sha256(raw).hexdigest()[:16]
-    else:
-        text = read_text(dataset)
-        fingerprint = dataset
+        return {split: [read_text("wikitext2", key)] for split, key in keys.items()}
+    if dataset == "gutenberg_children":
+        from shared.gutenberg import load_splits
+
+        return load_splits()
+    text = _read_text_file(text_file) if dataset == "text_file" else read_text(dataset)
     train, val = split_train_val_text(text)
-    return {"train": train, "val": val}, fingerprint
+    return {"train": [train], "val": [val]}
 
 
-def load_corpus(dataset: str, tokenizer: str, text_file: str = "") -> Corpus:
+def load_corpus(dataset: str, tokenizer: str, text_file: str = "", vocab_size: int = 0) -> Corpus:
     """Tokenize once (cached under ~/.cache/llm-stages/prepared) and memory-map the token files.
 
     meta.json records each token file's size and sha256; a file that no longer matches (truncated,
     damaged, deleted) is noticed on load and the folder is prepared again.
     """
-    texts, fingerprint = _raw_splits(dataset, text_file)
-    folder = cache_dir() / "prepared" / f"{fingerprint}-{tokenizer}"
+    vocab_size = vocab_size or (DEFAULT_BPE_VOCAB if tokenizer == "bpe" else 0)
+    name = f"{tokenizer}{vocab_size}" if tokenizer == "bpe" else tokenizer
+    folder = cache_dir() / "prepared" / f"{_fingerprint(dataset, text_file)}-{name}"
     meta = _read_prepared(folder)
     if meta is None:
-        meta = _prepare(folder, texts, tokenizer)
+        meta = _prepare(folder, _documents(dataset, text_file), tokenizer, vocab_size)
     splits = {s: np.memmap(folder / f"{s}.bin", dtype=np.uint16, mode="r") for s in meta["splits"]}
-    return Corpus(Tokenizer.from_json(meta["tokenizer"]), splits, meta["chars"], meta["words"])
+    return Corpus(Tokenizer.from_json(meta["tokenizer"]), splits, meta["chars"], meta["words"], meta.get("bytes", {}))
 
 
-def _prepare(folder: Path, texts: dict[str, str], tokenizer: str) -> dict:
+def _prepare(folder: Path, documents: dict[str, list[str]], tokenizer: str, vocab_size: int) -> dict:
+    print(f"preparing {folder.name}: {sum(map(len, documents.values()))} documents "
+          f"({', '.join(f'{s} {len(d)}' for s, d in documents.items())}), "
+          f"{sum(len(t) for d in documents.values() for t in d):,} characters")
     if tokenizer == "char":
-        tok = Tokenizer("char", Vocab.build([list(texts["train"])], level="char"))
+        tok = Tokenizer("char", Vocab.build([list("".join(documents["train"]))], level="char"))
+    elif tokenizer == "bpe":
+        print(f"learning a byte-level BPE of {vocab_size:,} tokens on the train split ...")
+        tok = Tokenizer("bpe", bpe=BPE(train_bpe_fast(documents["train"], vocab_size)))
     else:
         tok = Tokenizer("gpt2")
-    files = {}
-    for split, text in texts.items():
-        data = np.asarray(tok.encode(text), dtype=np.uint16).tobytes()
+    files, counts = {}, {}
+    for split, docs in documents.items():
+        data = tok.encode_documents(docs).tobytes()
         with atomic_write(folder / f"{split}.bin", binary=True) as fh:
             fh.write(data)
         files[split] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    meta = {"tokenizer": tok.to_json(), "splits": list(texts), "files": files,
-            "chars": {s: len(t) for s, t in texts.items()}, "words": {s: len(t.split()) for s, t in texts.items()}}
+        counts[split] = len(data) // 2
+    texts = {s: "\n\n".join(d) for s, d in documents.items()}
+    meta = {"tokenizer": tok.to_json(), "splits": list(documents), "files": files, "tokens": counts,
+            "chars": {s: len(t) for s, t in texts.items()}, "words": {s: len(t.split()) for s, t in texts.items()},
+            "bytes": {s: len(t.encode("utf-8")) for s, t in texts.items()}}
     write_json(folder / "meta.json", meta)  # written last: its presence means the folder is complete
+    print(f"prepared {folder}: tokens {', '.join(f'{s} {n:,}' for s, n in counts.items())}")
     return meta
 
 
@@ -144,6 +196,7 @@ def _read_prepared(folder: Path) -> dict | None:
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["bytes"], meta["tokenizer"]["kind"]  # noqa: B018  (older folders lack them: prepare again)
         problems = []
         for split in meta["splits"]:
             path, expected = folder / f"{split}.bin", meta["files"][split]

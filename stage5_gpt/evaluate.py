@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     check(block <= model.cfg.block_size, f"--block_size must be at most the model's context ({model.cfg.block_size})")
     train_cfg = config_from_dict(GPTTrainConfig, {**train_cfg.__dict__, "block_size": block,
                                                    "batch_size": cfg.batch_size, "resume": False})
-    corpus = load_corpus(train_cfg.dataset, train_cfg.tokenizer_name, train_cfg.text_file)
+    corpus = load_corpus(train_cfg.dataset, train_cfg.tokenizer_name, train_cfg.text_file, train_cfg.vocab_size)
     if corpus.tokenizer.to_json() != tokenizer.to_json():
         raise UserError(f"the model's tokenizer does not match {train_cfg.dataset}'s; evaluate it on the data set "
                         f"it was trained on (or one with the same tokenizer).")

@@ -68,10 +68,13 @@ def build_model(cfg: GPTTrainConfig, corpus: Corpus) -> GPT:
     return model
 
 
-def lm_metrics(prefix: str, nats: float, tokens: int, chars: int, words: int, tokenizer: str) -> dict[str, float]:
+def lm_metrics(prefix: str, nats: float, tokens: int, chars: int, words: int, tokenizer: str,
+               n_bytes: int = 0) -> dict[str, float]:
     """Loss and perplexity per token, plus the fair units for comparing tokenizers: nats per character
-    (and bits per character), and perplexity per word for WikiText."""
+    (and bits per character), bits per UTF-8 byte, and perplexity per word for WikiText."""
     out = {f"{prefix}_loss": nats / tokens, f"{prefix}_perplexity": perplexity(nats / tokens)}
+    if n_bytes:
+        out[f"{prefix}_bits_per_byte"] = nats / n_bytes / math.log(2)
     if chars:
         out[f"{prefix}_loss_per_char"] = nats / tokens * (tokens / chars if tokenizer != "char" else 1.0)
         out[f"{prefix}_bpc"] = out[f"{prefix}_loss_per_char"] / math.log(2)
@@ -94,7 +97,8 @@ def score_split(model: GPT, corpus: Corpus, split: str, cfg: GPTTrainConfig, dev
     # WikiText's unit (space-separated by construction); in Chinese or code they mean little.
     share = count / max(1, len(tokens) - 1)
     words = round(corpus.words[split] * share) if cfg.dataset == "wikitext2" else 0
-    return lm_metrics(split, nats, count, round(corpus.chars[split] * share), words, corpus.tokenizer.kind)
+    return lm_metrics(split, nats, count, round(corpus.chars[split] * share), words, corpus.tokenizer.kind,
+                      round(corpus.bytes.get(split, 0) * share))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -114,7 +118,7 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
     seed_everything(cfg.seed)
     torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the fp32 parts on Ampere+ GPUs
     torch.backends.cudnn.allow_tf32 = True
-    corpus = load_corpus(cfg.dataset, cfg.tokenizer_name, cfg.text_file)
+    corpus = load_corpus(cfg.dataset, cfg.tokenizer_name, cfg.text_file, cfg.vocab_size)
     corpus.check_context(cfg.block_size)
     model = build_model(cfg, corpus).to(device)
     seed_everything(cfg.seed + rank)  # same initial weights everywhere, different dropout per process

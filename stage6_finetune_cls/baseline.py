@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from shared.baseline import record_baseline
 from shared.cli import check, parse_config, run_main
-from shared.data import load_sms_spam_balanced
+from shared.data import load_classification
 from shared.records import command_for
 from stage6_finetune_cls.train import STAGE
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
+    task: Literal["sms_spam", "sst2"] = "sms_spam"
     ngrams: int = 2
     C: float = 10.0
     out_dir: str = ""
@@ -30,11 +32,11 @@ class BaselineConfig:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(BaselineConfig, {}, argv, prog=f"python -m {STAGE}.baseline",
-                       description="TF-IDF + logistic regression on the stage 6 SMS spam split.")
-    run_dir = Path(cfg.out_dir or f"runs/{STAGE}/tfidf-logreg")
-    record = record_baseline(STAGE, "sms_spam", load_sms_spam_balanced(), run_dir,
+                       description="TF-IDF + logistic regression on a stage 6 task's split.")
+    run_dir = Path(cfg.out_dir or f"runs/{STAGE}/{'' if cfg.task == 'sms_spam' else cfg.task + '-'}tfidf-logreg")
+    record = record_baseline(STAGE, cfg.task, load_classification(cfg.task), run_dir,
                              command_for(f"{STAGE}.baseline", argv), cfg.ngrams, cfg.C)
-    print(f"sms_spam TF-IDF + logistic regression: test accuracy {record['test_accuracy']:.4f}  "
+    print(f"{cfg.task} TF-IDF + logistic regression: test accuracy {record['test_accuracy']:.4f}  "
           f"macro-F1 {record['test_f1']:.4f}  ({record['train_seconds']:.1f} s to fit)  -> {run_dir}")
     return record
 

@@ -39,7 +39,7 @@ def classify(model, tokenizer, names: list[str], max_length: int, texts: Sequenc
 
 def main(argv: Sequence[str] | None = None) -> tuple[str, float]:
     args = parse_config(ClassifyConfig, {}, first_positional_as("--text", argv), prog=f"python -m {STAGE}.classify",
-                        description="Classify one message as ham or spam.")
+                        description="Classify one text with a finetuned model (ham or spam, or its sentiment).")
     device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)
     model, tokenizer, names, max_length, _ = load_classifier(source, device)

@@ -6,18 +6,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shared.cli import check
+from shared.cli import check, derived
 from shared.train import TrainConfig
 
-# The stage 5 run this stage starts from unless told otherwise: the `cpu` preset pretrained on
-# WikiText-2 with GPT-2 BPE (`make pretrain`, ~15 minutes on 2 CPU cores).
-DEFAULT_PRETRAINED = "runs/stage5_gpt/wikitext2-cpu"
-PRETRAIN_COMMAND = "python -m stage5_gpt.train --dataset wikitext2 --preset cpu"
+# The stage 5 run this stage starts from unless told otherwise: the `cpu` preset pretrained on the
+# storybook corpus with its own BPE (`make pretrain`, ~30 minutes on 2 CPU cores).
+DEFAULT_PRETRAINED = "runs/stage5_gpt/gutenberg_children-cpu"
+PRETRAIN_COMMAND = "python -m stage5_gpt.train --dataset gutenberg_children --preset cpu"
+TASKS = ("sms_spam", "sst2")
 
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainConfig):
-    dataset: Literal["sms_spam"] = "sms_spam"
+    task: Literal["sms_spam", "sst2"] = field(default="sms_spam", metadata={
+        "help": "sms_spam: ham or spam (the balanced split of LLMs-from-scratch); sst2: movie-review "
+                "sentiment, GLUE's dev set held out"})
+    dataset: str = derived("sms_spam", "the task's data set (set from --task)")
     init_from: str = field(
         default="pretrained",
         metadata={"help": f"pretrained ({DEFAULT_PRETRAINED}), a stage 5 run folder or checkpoint, "
@@ -34,6 +38,7 @@ class FinetuneConfig(TrainConfig):
                 "to copy the shape from"})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dataset", self.task)  # the record's data set: what the report groups by
         super().__post_init__()
         check(self.lora_rank >= 1, "--lora_rank must be at least 1")
         check(self.lora_alpha > 0, "--lora_alpha must be positive")
@@ -54,7 +59,8 @@ class FinetuneConfig(TrainConfig):
     def run_dir(self, stage: str) -> Path:
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
-        return Path("runs") / stage / f"{self.init_name}-{self.trainable}-{self.preset}{self.name_suffix}"
+        task = "" if self.task == "sms_spam" else f"{self.task}-"
+        return Path("runs") / stage / f"{task}{self.init_name}-{self.trainable}-{self.preset}{self.name_suffix}"
 
 
 PRESETS: dict[str, dict] = {

@@ -1,8 +1,12 @@
-"""SMS spam as token ids: the shared balanced split, encoded with the GPT's own tokenizer.
+"""A task's texts as token ids, encoded with the GPT's own tokenizer.
 
-Every message is cut to `max_length` tokens (by default the longest training message, itself cut
-to the model's context) and right-padded to that length, as in LLMs-from-scratch chapter 6.
-The classifier reads each message at its last real token, so what the padding holds never matters.
+    sms_spam   the shared balanced split (1,045 / 149 / 300 messages), as in LLMs-from-scratch ch. 6
+    sst2       SST-2's 67k training phrases (5% held out for validation, the split stage 1 uses with its
+               default seed) and GLUE's dev set (872 sentences) as the test set
+
+Every text is cut to `max_length` tokens (by default the longest training text, itself cut to the
+model's context) and right-padded to that length. The classifier reads each text at its last real
+token, so what the padding holds never matters.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from shared.data import EpochBatches, LabeledTexts, load_sms_spam_balanced
-from stage5_gpt.data import GPT2_EOT, Tokenizer
+from shared.data import EpochBatches, LabeledTexts, load_classification
+from stage5_gpt.data import Tokenizer
 
 
 @dataclass
@@ -27,7 +31,8 @@ class EncodedSplit:
 
 
 def pad_id(tokenizer: Tokenizer) -> int:
-    return GPT2_EOT if tokenizer.kind == "gpt2" else 0  # <|endoftext|>, as GPT-2 users pad; <pad> for chars
+    """<|endoftext|>, as GPT-2 users pad (ours too, for a learned BPE); <pad> for characters."""
+    return tokenizer.eot if tokenizer.eot is not None else 0
 
 
 def encode_split(split: LabeledTexts, tokenizer: Tokenizer, max_length: int) -> EncodedSplit:
@@ -44,10 +49,10 @@ def longest_message(texts: list[str], tokenizer: Tokenizer) -> int:
     return max(len(tokenizer.encode(t)) for t in texts)
 
 
-def load_encoded(tokenizer: Tokenizer, context: int, max_length: int = 0,
+def load_encoded(tokenizer: Tokenizer, context: int, max_length: int = 0, task: str = "sms_spam",
                  ) -> tuple[dict[str, EncodedSplit], list[str], int]:
     """({train, val, test}: EncodedSplit, label names, max_length used)."""
-    splits = load_sms_spam_balanced()
+    splits = load_classification(task)
     if not max_length:
         max_length = longest_message(splits["train"].texts, tokenizer)
     max_length = min(max_length, context)

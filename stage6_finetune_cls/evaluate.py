@@ -56,22 +56,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         description="Accuracy, F1 and confusion matrices of a finetuned classifier.")
     device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)
-    model, tokenizer, names, max_length, _ = load_classifier(source, device)
-    data, _, _ = load_encoded(tokenizer, model.gpt.cfg.block_size, max_length)
+    model, tokenizer, names, max_length, train_cfg = load_classifier(source, device)
+    data, _, _ = load_encoded(tokenizer, model.gpt.cfg.block_size, max_length, train_cfg.task)
     results = {}
     for split in (["train", "val", "test"] if args.split == "all" else [args.split]):
         metrics = score(model, data[split])
         results[split] = metrics
-        print(f"sms_spam {split} ({len(data[split])}): accuracy {metrics['accuracy']:.4f}  "
+        print(f"{train_cfg.task} {split} ({len(data[split])}): accuracy {metrics['accuracy']:.4f}  "
               f"macro-F1 {metrics['f1']:.4f}  loss {metrics['loss']:.4f}")
         print(format_confusion(metrics["confusion_matrix"], names))
     if args.show_errors and args.split in ("test", "all"):
         probs = predict_proba(model, data["test"])
         wrong = (probs.argmax(-1) != data["test"].labels).nonzero().flatten().tolist()
-        print(f"\n{len(wrong)} misclassified test messages (true label, p(spam)):")
+        print(f"\n{len(wrong)} misclassified test texts (true label, p({names[1]})):")
         for i in wrong[:args.show_errors]:
             true = names[int(data["test"].labels[i])]
-            print(f"  {true:5s} {float(probs[i, 1]):.2f}  {data['test'].texts[i][:100]!r}")
+            print(f"  {true:8s} {float(probs[i, 1]):.2f}  {data['test'].texts[i][:100]!r}")
     folder = source if source.is_dir() else source.parent
     print(json.dumps({k: {m: v for m, v in r.items() if m != "confusion_matrix"} for k, r in results.items()}))
     write_results(folder / "eval.json", results)

@@ -44,7 +44,7 @@ def pretrained_gpt(cfg: FinetuneConfig) -> tuple[GPT, Tokenizer, str]:
         source = DEFAULT_PRETRAINED if Path(DEFAULT_PRETRAINED, "best.pt").exists() else ""
     if cfg.init_from == "pretrained" and not Path(source).exists():
         raise UserError(f"no pretrained stage 5 model at {source}; train it first with `make pretrain` "
-                        f"({PRETRAIN_COMMAND}, ~15 min on CPU), or pass --init_from random, a stage 5 run "
+                        f"({PRETRAIN_COMMAND}, ~30 min on CPU), or pass --init_from random, a stage 5 run "
                         f"folder, or a Hugging Face GPT-2 folder.")
     if source and not (is_hf_folder(source) or Path(source).exists()):
         raise UserError(f"--init_from {source} does not exist; pass pretrained, random, a stage 5 run folder "
@@ -94,13 +94,13 @@ def score(model: GPTClassifier, split: EncodedSplit) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(FinetuneConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
-                       description="Finetune a stage 5 GPT for SMS spam classification.")
+                       description="Finetune a stage 5 GPT as a classifier (SMS spam or SST-2 sentiment).")
     run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
     cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     gpt, tokenizer, source = pretrained_gpt(cfg)
-    data, label_names, max_length = load_encoded(tokenizer, gpt.cfg.block_size, cfg.max_length)
+    data, label_names, max_length = load_encoded(tokenizer, gpt.cfg.block_size, cfg.max_length, cfg.task)
     seed_everything(cfg.seed)  # the head and adapters start the same whatever was loaded before
     model = GPTClassifier(gpt, len(label_names))
     set_trainable(model, cfg.trainable, cfg.lora_rank, cfg.lora_alpha)
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     n_trainable = trainable_parameters(model)
     print(f"{STAGE}: {source}, {gpt.cfg.n_layer} layers x {gpt.cfg.n_embd} dims; trainable {cfg.trainable}: "
           f"{n_trainable:,} of {count_params(model):,} parameters; {len(data['train'])} train / "
-          f"{len(data['val'])} val / {len(data['test'])} test messages of <= {max_length} tokens; "
+          f"{len(data['val'])} val / {len(data['test'])} test {cfg.task} texts of <= {max_length} tokens; "
           f"device {device}; run {run_dir}")
 
     batches = ShuffledBatches(data["train"], cfg.batch_size, cfg.seed, device)
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "test_confusion_matrix": scores["test"]["confusion_matrix"], "interrupted": result.interrupted,
         "command": command_for(f"{STAGE}.train", argv),
     })
-    print(f"sms_spam test: accuracy {scores['test']['accuracy']:.4f}  macro-F1 {scores['test']['f1']:.4f}  "
+    print(f"{cfg.task} test: accuracy {scores['test']['accuracy']:.4f}  macro-F1 {scores['test']['f1']:.4f}  "
           f"(val {scores['val']['accuracy']:.4f}, train {scores['train']['accuracy']:.4f}; "
           f"{result.train_seconds:.1f} s of training)  -> {run_dir}")
     return record
