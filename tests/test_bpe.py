@@ -28,6 +28,11 @@ def test_the_written_out_trainer_and_the_fast_one_learn_the_same_merges(verdict)
     assert [bpe.vocab[i] for i in fast[0]] == [b" ", b"t"]  # the most frequent pair: a space before "t"
 
 
+def test_a_smaller_vocabulary_is_a_prefix_of_a_larger_one(verdict):
+    """BPE is greedy, so bench/bpe_compression.py learns 16k tokens once and takes prefixes for 2k-8k."""
+    assert train_bpe_fast([verdict], 700)[: 400 - 257] == train_bpe_fast([verdict], 400)
+
+
 def test_both_encoders_agree_and_decoding_is_exact(verdict):
     bpe = BPE(train_bpe_fast([verdict], 600))
     for text in [verdict[:3000], *MANY_SCRIPTS]:

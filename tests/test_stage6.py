@@ -82,9 +82,11 @@ def test_padding_does_not_change_a_prediction():
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """A tiny GPT pretrained (for seconds) on The Verdict with GPT-2 BPE: stands in for the WikiText-2 one."""
+    """A tiny GPT pretrained (for seconds) on The Verdict with a BPE it learns itself (400 tokens): stands
+    in for the storybook one. Stage 6 must read the tokenizer from the checkpoint."""
     out = tmp_path_factory.mktemp("runs") / "stage5"
-    stage5_train.main(["--preset", "tiny", "--dataset", "the_verdict", "--max_steps", "30", "--out_dir", str(out)])
+    stage5_train.main(["--preset", "tiny", "--dataset", "the_verdict", "--tokenizer", "bpe", "--vocab_size", "400",
+                       "--max_steps", "30", "--out_dir", str(out)])
     return out
 
 
@@ -104,6 +106,33 @@ def test_data_pads_to_the_longest_train_message_cut_to_the_context(pretrained):
     assert data["train"].ids.shape == (1045, max_length) and data["train"].lengths.max() == max_length
     ids, lengths, labels = ShuffledBatches(data["train"], 8, 0, torch.device("cpu"))(0)
     assert ids.shape == (8, int(lengths.max())) and labels.shape == (8,)
+
+
+def test_the_tokenizer_comes_from_the_checkpoint_and_sst2_holds_out_glue_dev(pretrained, tmp_path):
+    from shared.data import load_classification
+
+    model, tokenizer, _ = stage5_train.load_model(pretrained)
+    assert tokenizer.kind == "bpe" and tokenizer.size == model.cfg.vocab_size == 400
+    splits = load_classification("sst2")
+    assert splits["train"].label_names == ["negative", "positive"] and len(splits["test"]) == 872  # GLUE's dev set
+    assert len(splits["train"]) + len(splits["val"]) == 67349 and 0.04 < len(splits["val"]) / 67349 < 0.06
+    record = stage6_train.main(["--preset", "tiny", "--task", "sst2", "--init_from", str(pretrained),
+                                "--max_steps", "4", "--out_dir", str(tmp_path)])
+    assert record["dataset"] == "sst2" and sum(map(sum, record["test_confusion_matrix"])) == 872
+
+
+def test_the_learned_tokenizer_travels_with_the_model(pretrained, capsys):
+    from shared.cli import UserError
+    from stage5_gpt import evaluate as stage5_evaluate
+    from stage5_gpt import generate as stage5_generate
+
+    texts = stage5_generate.main(["--checkpoint", str(pretrained), "--prompt", "I had always", "--max_new_tokens", "12",
+                                  "--device", "cpu"])
+    assert texts[0] and capsys.readouterr().out.startswith("I had always" + texts[0])
+    assert stage5_evaluate.main(["--checkpoint", str(pretrained), "--device", "cpu"])["val_bits_per_byte"] > 0
+    # Another text gets its own learned BPE: this model's ids would mean other tokens there.
+    with pytest.raises(UserError, match="tokenizer does not match tinyshakespeare"):
+        stage5_evaluate.main(["--checkpoint", str(pretrained), "--dataset", "tinyshakespeare", "--device", "cpu"])
 
 
 def test_tiny_preset_beats_chance_and_records_the_run(finetuned):
@@ -129,7 +158,8 @@ def test_evaluate_and_classify(finetuned, capsys):
 def test_lora_run_saves_adapters_that_load_back(pretrained, tmp_path):
     record = stage6_train.main(["--preset", "tiny", "--init_from", str(pretrained), "--trainable", "lora",
                                 "--max_steps", "20", "--out_dir", str(tmp_path)])
-    assert record["trainable_params"] < record["params"] / 10
+    # r (d_in + d_out) per adapted matrix (c_attn, attn c_proj, c_fc, mlp c_proj) in 2 blocks of 32 dims, + the head
+    assert record["trainable_params"] == 2 * 8 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32)) + (32 * 2 + 2)
     results = stage6_evaluate.main(["--checkpoint", str(tmp_path), "--split", "test", "--device", "cpu"])
     assert results["test"]["accuracy"] == pytest.approx(record["test_accuracy"])
 
