@@ -60,14 +60,18 @@ def two_seeds(label, module, flags):
     return Run(label, module, flags, SEEDS[:2])
 
 
-S1, S2, S3, S4, S5 = "stage1_mlp.train", "stage2_rnn_lstm.train", "stage3_attention_seq2seq.train", \
-    "stage4_transformer.train", "stage5_gpt.train"
+S1, S2, S3, S4, S5, S6 = "stage1_mlp.train", "stage2_rnn_lstm.train", "stage3_attention_seq2seq.train", \
+    "stage4_transformer.train", "stage5_gpt.train", "stage6_finetune_cls.train"
 SST2, TREC = ["--dataset", "sst2", "--preset", "cpu"], ["--dataset", "trec", "--preset", "cpu"]
 LSTM_400 = ["--preset", "cpu", "--max_steps", "400", "--eval_interval", "400", "--warmup_steps", "40"]
 SEQ2SEQ_150 = ["--preset", "cpu", "--max_steps", "150", "--eval_interval", "150", "--beam_size", "5"]
 TRANSFORMER_200 = ["--preset", "cpu", "--max_minutes", "0", "--max_steps", "200", "--eval_interval", "200",
                    "--warmup_steps", "100", "--beam_size", "5"]
 GPT = ["--preset", "cpu"]
+SPAM = ["--preset", "cpu"]  # stage 6 from the storybook GPT (make pretrain), SMS spam
+LORA = [*SPAM, "--trainable", "lora"]
+FINETUNED = [("test accuracy", "test_accuracy", "pct"), ("val accuracy", "val_accuracy", "pct"),
+             ("trained params", "trainable_params", "int"), ("train s", "train_seconds", "f1")]
 ACC = [("test accuracy", "test_accuracy", "pct"), ("val accuracy", "val_accuracy", "pct")]
 BLEU = [("sacreBLEU greedy", "test_bleu", "f2"), ("sacreBLEU beam 5", "test_bleu_beam", "f2"),
         ("train s", "train_seconds", "f1")]
@@ -165,6 +169,20 @@ EXERCISES = [
         two_seeds("no dropout (the preset)", S5, GPT),
         Run("dropout 0.2", S5, [*GPT, "--dropout", "0.2"]),
     ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3")]),
+    Exercise("E6.1", "What pretraining is worth", [
+        two_seeds("pretrained (the default)", S6, SPAM),
+        two_seeds("random weights", S6, [*SPAM, "--init_from", "random"]),
+    ], FINETUNED),
+    Exercise("E6.2", "How much of the model to train", [
+        Run("head only", S6, [*SPAM, "--trainable", "head"]),
+        Run("last block (the default)", S6, SPAM),
+        Run("last two blocks", S6, [*SPAM, "--trainable", "last_two_blocks"]),
+    ], FINETUNED),
+    Exercise("E6.3", "LoRA's rank", [
+        Run("r = 2", S6, [*LORA, "--lora_rank", "2", "--lora_alpha", "4"]),
+        Run("r = 8 (the preset)", S6, LORA),
+        Run("r = 32", S6, [*LORA, "--lora_rank", "32", "--lora_alpha", "64"]),
+    ], FINETUNED),
 ]
 
 
@@ -251,7 +269,7 @@ def write_block(path: Path, exercise_id: str, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", nargs="+", default=["1", "2", "3", "4", "5"])
+    parser.add_argument("--stages", nargs="+", default=["1", "2", "3", "4", "5", "6"])
     parser.add_argument("--only", nargs="+", default=[], help="exercise ids, e.g. E3.1")
     parser.add_argument("--rerun", action="store_true", help="train the runs again instead of reusing them")
     parser.add_argument("--write", action="store_true", help="update the docs' measured blocks and bench/results")

@@ -263,7 +263,8 @@ class CheckConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     from shared.cli import first_positional_as
 
-    cfg = parse_config(CheckConfig, {}, first_positional_as("--stage", argv), prog="python -m shared.check",
+    raw = first_positional_as("--stage", argv, CheckConfig)
+    cfg = parse_config(CheckConfig, {}, raw, prog="python -m shared.check",
                        description="Check your own implementation of a stage's parts against the reference.")
     if not cfg.stage:
         raise UserError("say which stage to check, e.g. python -m shared.check stage4")

@@ -217,7 +217,7 @@ class TranslateConfig:
 def translate_main(stage: str, load: Loader, argv: Sequence[str] | None) -> str:
     import sys
 
-    raw = first_positional_as("--sentence", argv)  # `translate "a man is riding a bike ."`
+    raw = first_positional_as("--sentence", argv, TranslateConfig)  # `translate "a man is riding a bike ."`
     args = parse_config(TranslateConfig, {}, raw, prog=f"python -m {stage}.translate",
                         description="Translate one sentence with a trained model.")
     device = resolve_device(args.device)  # first: a device this machine lacks fails at once

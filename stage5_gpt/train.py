@@ -145,7 +145,7 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
                    steps_per_epoch=max(1, n_train // tokens_per_step), extra_state=extra, optimizer=optimizer,
                    item_name="tokens")
 
-    # Final numbers: the best checkpoint on the whole val (and test) split.
+    # Final numbers: the best checkpoint on the whole val (and test) split, or --final_eval_tokens of each.
     if rank == 0:
         model.load_state_dict(load_checkpoint(result.best_path)["model"])
     distributed.broadcast_weights(model)  # rank 0 read best.pt; every process scores its shard with it
@@ -154,7 +154,7 @@ def _train(cfg: GPTTrainConfig, device: torch.device, rank: int, world: int, arg
     scores: dict[str, float] = {}
     with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         for split in [s for s in ("val", "test") if s in corpus.splits]:
-            scores.update(score_split(model, corpus, split, cfg, device, 0, rank, world))
+            scores.update(score_split(model, corpus, split, cfg, device, cfg.final_eval_tokens, rank, world))
     if rank != 0:
         return scores
     model_name = f"GPT {cfg.n_layer}L/{cfg.n_head}H/{cfg.n_embd}d ctx {cfg.block_size}"

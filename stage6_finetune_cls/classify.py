@@ -38,7 +38,8 @@ def classify(model, tokenizer, names: list[str], max_length: int, texts: Sequenc
 
 
 def main(argv: Sequence[str] | None = None) -> tuple[str, float]:
-    args = parse_config(ClassifyConfig, {}, first_positional_as("--text", argv), prog=f"python -m {STAGE}.classify",
+    raw = first_positional_as("--text", argv, ClassifyConfig)  # the message first or after the flags
+    args = parse_config(ClassifyConfig, {}, raw, prog=f"python -m {STAGE}.classify",
                         description="Classify one text with a finetuned model (ham or spam, or its sentiment).")
     device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)

@@ -35,6 +35,7 @@ from stage6_finetune_cls.data import EncodedSplit, ShuffledBatches, load_encoded
 from stage6_finetune_cls.model import GPTClassifier, merge_lora, set_trainable, trainable_parameters
 
 STAGE = "stage6_finetune_cls"
+TRAIN_SCORED = 4000  # training texts scored at the end (all of SMS spam's 1,045; a sample of SST-2's)
 
 
 def pretrained_gpt(cfg: FinetuneConfig) -> tuple[GPT, Tokenizer, str]:
@@ -130,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                    select_by="val_accuracy")
 
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
-    scores = {name: score(model, split) for name, split in data.items()}
+    # Accuracy on the training texts shows over- or underfitting; a fixed sample of 4,000 tells that
+    # as well as all 64k SST-2 phrases, in a fraction of the time.
+    scores = {name: score(model, split.sample(TRAIN_SCORED) if name == "train" else split)
+              for name, split in data.items()}
     if cfg.trainable == "lora":  # folding the adapters into the weights must not change a prediction
         before = predict_proba(model, data["test"])
         merge_lora(model)

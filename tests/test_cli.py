@@ -63,3 +63,25 @@ def test_unknown_flag_from_the_command_line_has_no_traceback():
                          text=True, timeout=120)
     assert out.returncode == 2
     assert "unknown flag(s): --no_such_flag" in out.stderr and "Traceback" not in out.stderr
+
+
+@dataclass(frozen=True)
+class _Message:
+    text: str = ""
+    checkpoint: str = ""
+    beam_size: int = 1
+    fast: bool = True
+
+
+@pytest.mark.parametrize("argv", [
+    ["hello there", "--checkpoint", "run"],
+    ["--checkpoint", "run", "hello there"],
+    ["--fast", "--checkpoint", "run", "hello there", "--beam_size", "3"],
+    ["--no-fast", "hello there", "--checkpoint=run"],
+])
+def test_the_main_text_may_come_before_or_after_the_flags(argv):
+    from shared.cli import first_positional_as
+
+    raw = first_positional_as("--text", argv, _Message)
+    assert raw[:2] == ["--text", "hello there"] and sorted(raw[2:]) == sorted(a for a in argv if a != "hello there")
+    assert first_positional_as("--text", ["--checkpoint", "run"], _Message) == ["--checkpoint", "run"]  # no text
