@@ -144,17 +144,15 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
         parser.error(str(err))
 
 
-def first_positional_as(flag: str, argv: Sequence[str] | None, cls: type | None = None) -> list[str]:
+def first_positional_as(flag: str, argv: Sequence[str] | None, cls: type) -> list[str]:
     """Let a command take its main text positionally: `cmd "some text" --x 1` == `cmd --flag "some text" --x 1`.
 
-    Given the config class, the text may also come after the flags (`cmd --x 1 "some text"`): a word
-    that no flag takes as its value (the class says which flags are on/off switches) is the text.
+    The text may also come after the flags (`cmd --x 1 "some text"`): a word that no flag takes as its
+    value (the config class `cls` says which flags are on/off switches) is the text.
     """
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw and not raw[0].startswith("--"):
         return [flag, raw[0], *raw[1:]]
-    if cls is None:
-        return raw
     switches = {"-h", "--help"}
     for f in dataclasses.fields(cls):
         if f.type in (bool, "bool"):

@@ -63,7 +63,7 @@ _GPT2_TRAINING = dict(gelu="tanh", batch_size=32, grad_accum=16, block_size=1024
                       warmup_steps=700, max_steps=20000, weight_decay=0.1, beta2=0.95, dropout=0.0, bias=False,
                       compile=True, eval_interval=1000, eval_tokens=1 << 20, log_interval=10, dataset="wikitext2")
 
-# 0.9 s a step on 2 cores (2,048 tokens): 1,800 steps are ~27 minutes, 3.7M tokens (a tenth of the books).
+# 0.9-1.0 s a step on 2 cores (2,048 tokens): 1,800 steps are 27-31 minutes, 3.7M tokens (a tenth of the books).
 # The final score reads 512k evenly spaced tokens of val and of test (the whole 2.3M would take ~6 minutes).
 GUTENBERG_CPU = dict(n_layer=4, n_head=4, n_embd=256, block_size=128, batch_size=16, max_steps=1800, lr=1e-3,
                      warmup_steps=100, eval_interval=300, eval_tokens=1 << 17, final_eval_tokens=1 << 19,
@@ -96,7 +96,7 @@ PRESETS: dict[str, dict] = {
                 by_dataset={"wikitext2": dict(max_steps=2000, lr=6e-4),
                             # 40M tokens are 2,400 steps of 16k: two epochs, no dropout (not run on a GPU yet).
                             "gutenberg_children": dict(max_steps=5000, dropout=0.0, eval_interval=500,
-                                                       eval_tokens=1 << 20, final_eval_tokens=0)}),
+                                                       eval_tokens=1 << 20)}),
     # GPT-2 small (124M) and medium (350M); for pretrained weights (--init_from) or real GPUs.
     "gpt2": dict(preset="gpt2", n_layer=12, n_head=12, n_embd=768, **_GPT2_TRAINING),
     "gpt2-medium": dict(preset="gpt2-medium", n_layer=24, n_head=16, n_embd=1024,
