@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         src, src_len, tgt = batch  # (B, S), (B,), (B, T): tgt starts with <bos>, ends with <eos>
         logits = m(src, src_len, tgt)  # (B, T-1, V): every position at once, the causal mask hides the future
         target = tgt[:, 1:]  # (B, T-1)
-        # Label smoothing: the target is 1 - e on the right word and e spread over the vocabulary.
+        # Label smoothing: e spread over all V words, so the right word's target is 1 - e + e/V.
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID,
                                label_smoothing=cfg.label_smoothing)
         return loss, int((target != PAD_ID).sum())

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from shared.cli import run_main
 from stage5_gpt.config import PRESETS, GPTTrainConfig
+from stage5_gpt.data import DEFAULT_BPE_VOCAB
 from stage5_gpt.model import GPT
 
 
@@ -36,13 +37,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
     cfg = parse_config(GPTTrainConfig, PRESETS, argv, prog="python -m stage5_gpt.info",
                        description="Parameters and FLOPs per token of a GPT shape (no data needed).")
-    vocab = 69 if cfg.tokenizer_name == "char" else 50304  # Tiny Shakespeare's characters + 4 specials; GPT-2 BPE
+    # Tiny Shakespeare's 65 characters + 4 specials; our learned BPE; GPT-2's 50,257 padded to a multiple of 64
+    vocab = {"char": 69, "bpe": cfg.vocab_size or DEFAULT_BPE_VOCAB}.get(cfg.tokenizer_name, 50304)
     model = GPT(cfg.model_config(vocab))
     print(f"preset {cfg.preset}: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} dims, "
           f"context {cfg.block_size}, vocab {vocab} ({cfg.tokenizer_name})")
     report = shape_report(model)
+    # What this preset trains on: compare with the Chinchilla line above (and with the corpus size:
+    # Tiny Shakespeare's train split is 1.0M characters, so the gpu preset reads it about 40 times).
+    report["training tokens (steps x batch x grad_accum x context)"] = (
+        cfg.max_steps * cfg.batch_size * cfg.grad_accum * cfg.block_size)
+    report["training tokens per parameter"] = (
+        report["training tokens (steps x batch x grad_accum x context)"] / report["parameters"])
     for key, value in report.items():
-        print(f"  {key:55s} {value:>16,.0f}")
+        print(f"  {key:55s} {value:>16,.1f}" if value < 100 else f"  {key:55s} {value:>16,.0f}")
     return report
 
 

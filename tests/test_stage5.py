@@ -168,6 +168,9 @@ def test_evaluate_and_info(tiny_run):
     assert saved["val_perplexity"] == pytest.approx(math.exp(saved["val_loss"]))
     report = stage5_info.main(["--preset", "gpt2"])
     assert 124e6 < report["parameters"] < 125e6  # GPT-2 small with a 50304-row (padded) embedding
+    # docs/stage5_gpt.md section 6: the Tiny Shakespeare presets train on about 2 and 4 tokens per parameter
+    assert 1.5 < stage5_info.main(["--preset", "cpu"])["training tokens per parameter"] < 2.5
+    assert 3.5 < stage5_info.main(["--preset", "gpu"])["training tokens per parameter"] < 4.5
 
 
 def test_bad_inputs_fail_with_one_sentence(tmp_path):
