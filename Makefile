@@ -6,7 +6,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
-.PHONY: install install-dev demo test lint results pretrain stage6-table clean check
+.PHONY: help install install-dev demo test quick-test lint results pretrain stage6-table clean clean-runs check \
+        notebooks train generate info
+.DEFAULT_GOAL := help
+
+# `make train STAGE=5 ARGS="--preset tiny"`: STAGE picks the package, ARGS are its flags.
+STAGES := stage1_mlp stage2_rnn_lstm stage3_attention_seq2seq stage4_transformer stage5_gpt stage6_finetune_cls
+STAGE_NUMBER = $(filter 1 2 3 4 5 6,$(STAGE))
+PKG = $(if $(STAGE_NUMBER),$(word $(STAGE_NUMBER),$(STAGES)))
+# What `make generate` runs for each stage, and its default input (stage 1 classifies; see its evaluate).
+GENERATE := - stage2_rnn_lstm.generate stage3_attention_seq2seq.translate stage4_transformer.translate \
+            stage5_gpt.generate stage6_finetune_cls.classify
+GENERATE_ARGS_2 := --prompt "ROMEO:" --max_new_tokens 200
+GENERATE_ARGS_3 := "A man in a red shirt is riding a bike."
+GENERATE_ARGS_4 := $(GENERATE_ARGS_3)
+GENERATE_ARGS_5 := $(GENERATE_ARGS_2)
+GENERATE_ARGS_6 := "WINNER! You have been selected to receive a prize. Call now to claim."
+ARGS ?=
+NEEDS_STAGE = @case "$(STAGE)" in [1-6]) ;; *) echo "make $@ needs STAGE=1..6, e.g. make $@ STAGE=5 ARGS='--preset tiny'"; exit 2;; esac
+
+help: ## list the targets (this)
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,14 +39,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install: $(VENV)/.installed  ## create .venv: torch 2.13.0 (CPU) and the package
+install-dev: $(VENV)/.installed-dev  ## install, plus the test tools (pytest, ruff, nbclient)
 
 # The quick tour (its runs are replaced each time it runs: --overwrite), ~14 minutes on 2 CPU cores (plus ~1 minute to install): every stage on a quick run, in order, then the tables
 # (SMS spam: stage 1, its baseline and stage 6 on one split; Tiny Shakespeare: stage 2 and stage 5 on
 # one validation text; Multi30k: stage 3 and stage 4 given the same 200 steps, about 2 minutes each:
 # counted in steps, so a slower machine prints the same numbers, only later).
-demo: install
+demo: install  ## the quick tour: every stage on a quick run, then the tables (~14 min on 2 cores)
 	$(PY) -m stage1_mlp.train --dataset trec --preset cpu --overwrite
 	$(PY) -m stage1_mlp.train --dataset sst2 --preset cpu --overwrite
 	$(PY) -m stage1_mlp.train --dataset sms_spam --preset cpu --overwrite
@@ -44,20 +64,49 @@ demo: install
 	$(PY) -m stage6_finetune_cls.classify "WINNER! You have been selected to receive a £900 prize. Call 09061701461 to claim now."
 	$(PY) -m shared.report
 
+# Open the notebooks: installs Jupyter (the `notebooks` extra) and starts it in this folder. Run
+# `make demo` first: the notebooks read its runs (each says in its first cell what it reads).
+notebooks: install  ## install Jupyter and open the notebooks (run make demo first)
+	$(PY) -m pip install -q -e ".[notebooks]"
+	$(VENV)/bin/jupyter notebook --notebook-dir=.
+
 # Check your own implementation of a stage's parts (stageN_x/yours.py): make check STAGE=4
-check: install
+check: install  ## check your own parts of a stage: make check STAGE=4
 	$(PY) -m shared.check $(STAGE)
 
-lint: install-dev
+lint: install-dev  ## ruff
 	$(PY) -m ruff check .
 
-test: install-dev
+quick-test: install-dev  ## a smoke subset of the tests (under 2 minutes): every stage trains a tiny run
+	$(PY) -m pytest -q -x tests/test_cli.py tests/test_train_loop.py \
+	  tests/test_stage1.py::test_tiny_preset_trains_above_chance tests/test_stage2.py::test_tiny_preset_trains \
+	  tests/test_stage3.py::test_tiny_preset_learns_to_translate_a_little \
+	  tests/test_stage4.py::test_tiny_preset_learns_to_translate_a_little \
+	  tests/test_stage5.py::test_tiny_preset_trains_and_records_its_numbers \
+	  tests/test_stage6.py::test_tiny_preset_beats_chance_and_records_the_run
+
+train: install  ## one stage's training: make train STAGE=5 ARGS="--preset tiny"
+	$(NEEDS_STAGE)
+	$(PY) -m $(PKG).train $(ARGS)
+
+generate: install  ## sample from (or translate / classify with) a stage's latest run: make generate STAGE=5
+	$(NEEDS_STAGE)
+	@test "$(STAGE)" != 1 || { echo "stage 1 generates nothing: score its classifier with python -m stage1_mlp.evaluate --model_path runs/stage1_mlp/sst2-cpu/best.pt"; exit 2; }
+	$(PY) -m $(if $(STAGE_NUMBER),$(word $(STAGE_NUMBER),$(GENERATE))) $(or $(ARGS),$(GENERATE_ARGS_$(STAGE)))
+
+info: install  ## this machine: versions, device, data sets found, runs recorded
+	$(PY) -m shared.info
+
+clean-runs:  ## remove runs/ (every recorded run); the .venv stays
+	rm -rf runs
+
+test: install-dev  ## ruff + the whole test suite (what CI runs; ~9 min on 2 cores)
 	$(PY) -m ruff check .
 	$(PY) -m pytest --durations=15
 
 # The benchmark runs behind every number in the stage READMEs.
 # (bench/stage5_gpu.py needs a CUDA GPU and bench/stage5_cpu_vs_nanogpt.py a nanoGPT checkout: see bench/README.md.)
-results: install
+results: install  ## the benchmark runs behind the README numbers (hours on 2 cores)
 	$(PY) bench/stage1_targets.py
 	$(PY) -m stage2_rnn_lstm.train --model_type lstm --vocab_type char
 	$(PY) -m stage2_rnn_lstm.train --vocab_type word
@@ -73,13 +122,13 @@ results: install
 
 # Stage 6's default starting point: the stage 5 cpu preset pretrained on the storybooks with its own
 # 8k BPE (~30 min on 2 cores, plus ~3 min to prepare the corpus once).
-pretrain: install
+pretrain: install  ## pretrain the storybook GPT stage 6 starts from (~31 min on 2 cores)
 	$(PY) -m stage5_gpt.train --dataset gutenberg_children --preset cpu
 
 # Stage 6's table, for both tasks: every --trainable choice from the pretrained GPT and from random
 # weights, seeds 1 and 2 of the headline rows (last_block and lora, both inits: 3 seeds with the
 # first), and the scikit-learn baseline.
-stage6-table: install
+stage6-table: install  ## every stage 6 run of its README table (~1.5 h on 2 cores)
 	test -f runs/stage5_gpt/gutenberg_children-cpu/best.pt || $(MAKE) pretrain
 	for task in sms_spam sst2; do \
 	  for init in pretrained random; do \
@@ -91,5 +140,5 @@ stage6-table: install
 	  $(PY) -m stage6_finetune_cls.baseline --task $$task || exit 1; \
 	done
 
-clean:
+clean:  ## remove .venv, runs/ and the caches
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
