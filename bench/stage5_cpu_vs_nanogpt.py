@@ -75,7 +75,7 @@ def score_nanogpt_checkpoint(checkpoint: Path, meta_path: Path) -> float:
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in state["model"].items()})
     stoi = pickle.loads(meta_path.read_bytes())["stoi"]
     val = np.array([stoi[c] for c in split_train_val_text(read_text("tinyshakespeare"))[1]], dtype=np.uint16)
-    nats, count = score_tokens(model.eval(), val, args["block_size"], 64, torch.device("cpu"))
+    nats, count, _ = score_tokens(model.eval(), val, args["block_size"], 64, torch.device("cpu"))
     return nats / count
 
 

@@ -1,8 +1,13 @@
-"""Metrics several stages report: classification accuracy / macro-F1 / confusion matrix."""
+"""Metrics several stages report: classification accuracy / macro-F1 / confusion matrix, and the
+next-token accuracy of a language model (stages 2 and 5)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import torch
+
+TOP_K = (1, 5)
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> dict:
@@ -23,3 +28,18 @@ def format_confusion(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> s
     for name, row in zip(names, matrix):
         lines.append(name[:width].ljust(width + 2) + "".join(str(v).rjust(width + 1) for v in row))
     return "\n".join(lines)
+
+
+def next_token_hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many targets the model ranks first, and how many among its 5 most likely tokens: (2,) counts.
+
+    logits (N, V), targets (N,). Accuracy is hits / N: a plainer number than perplexity, and one that
+    shows what sampling is up against (the right token is not the likeliest one most of the time).
+    """
+    top = logits.topk(max(TOP_K), dim=-1).indices  # (N, 5), most likely first
+    hit = top == targets[:, None]  # (N, 5): at most one True per row
+    return torch.stack([hit[:, :k].any(dim=-1).sum() for k in TOP_K])  # (2,)
+
+
+def next_token_accuracy(prefix: str, hits: torch.Tensor | Sequence[int], count: int) -> dict[str, float]:
+    return {f"{prefix}_top{k}_accuracy": float(h) / max(1, count) for k, h in zip(TOP_K, hits)}

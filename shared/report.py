@@ -28,6 +28,7 @@ TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("Language models", "language_model", [
         ("val loss", "val_loss", "f3"), ("val nats/char", "val_loss_per_char", "f3"),
         ("val ppl", "val_perplexity", "f2"), ("test ppl", "test_perplexity", "f2"),
+        ("val top-1", "val_top1_accuracy", "pct"), ("val top-5", "val_top5_accuracy", "pct"),
         ("tokens/s", "tokens_per_sec", "int"),
     ]),
     ("Translation", "translation", [

@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     streams = load_streams(train_cfg["dataset"], train_cfg["vocab_type"], train_cfg.get("min_freq", 1))
     results: dict[str, float] = {}
     for split in [s for s in ("val", "test") if s in streams.splits and cfg.split in (s, "all")]:
-        nats, count = score(model, streams.splits[split], cfg.eval_streams)
-        results.update(lm_metrics(split, nats, count, train_cfg["vocab_type"]))
+        nats, count, hits = score(model, streams.splits[split], cfg.eval_streams)
+        results.update(lm_metrics(split, nats, count, train_cfg["vocab_type"], hits))
     print(f"{source} ({train_cfg['model_type']} on {train_cfg['dataset']}, {train_cfg['vocab_type']}s):")
     for key, value in results.items():
         print(f"  {key:24s} {value:.4f}")

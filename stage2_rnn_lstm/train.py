@@ -22,6 +22,7 @@ from shared.check import with_yours
 from shared.checkpoint import load_checkpoint, resume_checkpoint
 from shared.cli import UserError, parse_config, run_main
 from shared.devices import resolve_device
+from shared.metrics import TOP_K, next_token_accuracy, next_token_hits
 from shared.records import command_for, write_metrics
 from shared.tokenizers import Vocab
 from shared.train import count_params, make_adamw, seed_everything, train
@@ -50,30 +51,33 @@ def load_model(path, device: torch.device | str = "cpu", fast: bool | None = Non
 
 @torch.no_grad()
 def score(model: RecurrentLM, ids: torch.Tensor, n_streams: int, max_tokens: int = 0,
-          seq_len: int = 200) -> tuple[float, int]:
-    """Summed cross-entropy (nats) and tokens scored over a split (or its first max_tokens), the hidden
-    state carried from start to end of each stream."""
+          seq_len: int = 200) -> tuple[float, int, list[int]]:
+    """Summed cross-entropy (nats), tokens scored, and how many were the model's top-1 and among its
+    top-5 predictions, over a split (or its first max_tokens), the hidden state carried from start to
+    end of each stream."""
     device = next(model.parameters()).device
     ids = ids[:max_tokens] if max_tokens else ids
     was_training = model.training
     model.eval()
     rows = as_streams(ids, n_streams).to(device)  # (S, N/S)
-    hidden, total, count = None, 0.0, 0
+    hidden, total, count, hits = None, 0.0, 0, torch.zeros(len(TOP_K), dtype=torch.long, device=device)
     for start in range(0, rows.size(1) - 1, seq_len):
         x = rows[:, start:start + seq_len]
         y = rows[:, start + 1:start + seq_len + 1]
         x = x[:, : y.size(1)]
         logits, hidden = model(x, hidden)
         total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+        hits += next_token_hits(logits.flatten(0, 1), y.flatten())
         count += y.numel()
     model.train(was_training)
-    return total, count
+    return total, count, hits.tolist()
 
 
-def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str) -> dict[str, float]:
+def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str, hits: Sequence[int] = ()) -> dict[str, float]:
     loss = nats / tokens
     unit = "char" if vocab_type == "char" else "word"
-    out = {f"{split}_loss": loss, f"{split}_perplexity": math.exp(loss), f"{split}_bits_per_{unit}": loss / math.log(2)}
+    out = {f"{split}_loss": loss, f"{split}_perplexity": math.exp(loss), f"{split}_bits_per_{unit}": loss / math.log(2),
+           **(next_token_accuracy(split, hits, tokens) if hits else {})}
     if vocab_type == "char":
         out[f"{split}_loss_per_char"] = loss
     return out
@@ -115,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return loss, y.numel()
 
     def evaluate(m) -> dict[str, float]:
-        nats, count = score(m, streams.splits["val"], cfg.eval_streams, cfg.eval_tokens)
-        return lm_metrics("val", nats, count, cfg.vocab_type)
+        nats, count, hits = score(m, streams.splits["val"], cfg.eval_streams, cfg.eval_tokens)
+        return lm_metrics("val", nats, count, cfg.vocab_type, hits)
 
     extra = {"model_config": asdict(model.cfg), "vocab": streams.vocab.to_json(), "carry": carry, "stage": STAGE}
     result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
@@ -126,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     scores: dict[str, float] = {}
     for split in [s for s in ("val", "test") if s in streams.splits]:
-        nats, count = score(model, streams.splits[split], cfg.eval_streams, cfg.final_tokens)  # 0: all of it
-        scores.update(lm_metrics(split, nats, count, cfg.vocab_type))
+        nats, count, hits = score(model, streams.splits[split], cfg.eval_streams, cfg.final_tokens)  # 0: all
+        scores.update(lm_metrics(split, nats, count, cfg.vocab_type, hits))
     record = write_metrics(run_dir, {
         "stage": STAGE, "yours": yours, "task": "language_model",
         "model": f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} ({cfg.vocab_type})",

@@ -24,6 +24,7 @@ import torch
 from shared.bpe import BPE, train_bpe_fast
 from shared.cli import UserError
 from shared.data import cache_dir, data_file, file_checksum, read_text, split_train_val_text
+from shared.metrics import TOP_K, next_token_hits
 from shared.records import write_json
 from shared.runs import atomic_write
 from shared.tokenizers import Vocab, gpt2_tokenizer
@@ -242,8 +243,9 @@ class RandomWindows:
 
 @torch.no_grad()
 def score_tokens(model, tokens: np.ndarray, block_size: int, batch_size: int, device: torch.device,
-                 max_tokens: int = 0, rank: int = 0, world: int = 1) -> tuple[float, int]:
-    """Summed cross-entropy (nats) and the number of tokens scored, over non-overlapping windows.
+                 max_tokens: int = 0, rank: int = 0, world: int = 1) -> tuple[float, int, list[int]]:
+    """Summed cross-entropy (nats), the number of tokens scored, and how many of them were the model's
+    top-1 and among its top-5 predictions (shared.metrics.next_token_hits), over non-overlapping windows.
 
     Every token is predicted from the tokens before it in its window (0 .. block_size - 1 of them),
     the same average context as training. max_tokens > 0 scores evenly spaced windows only.
@@ -255,6 +257,7 @@ def score_tokens(model, tokens: np.ndarray, block_size: int, batch_size: int, de
         chosen = torch.linspace(0, n_windows - 1, max(1, max_tokens // block_size)).long()
     chosen = chosen[rank::world]
     total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    hits = torch.zeros(len(TOP_K), dtype=torch.long, device=device)
     span = torch.arange(block_size + 1)
     for first in range(0, len(chosen), batch_size):
         starts = chosen[first:first + batch_size] * block_size
@@ -263,9 +266,11 @@ def score_tokens(model, tokens: np.ndarray, block_size: int, batch_size: int, de
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), windows[:, 1:].flatten(),
                                                  reduction="sum")
         total += loss.double()
+        hits += next_token_hits(logits.flatten(0, 1), windows[:, 1:].flatten())
         count += windows[:, 1:].numel()
     if world > 1:
-        counted = torch.tensor([total.item(), float(count)], dtype=torch.float64, device=device)
+        counted = torch.cat([torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=device)]),
+                             hits.double()])
         torch.distributed.all_reduce(counted)
-        return counted[0].item(), int(counted[1].item())
-    return total.item(), count
+        return counted[0].item(), int(counted[1].item()), [int(h) for h in counted[2:].tolist()]
+    return total.item(), count, hits.tolist()

@@ -20,6 +20,7 @@ from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, parse_config, run_main
 from shared.devices import resolve_amp
+from shared.metrics import next_token_accuracy
 from shared.records import command_for, write_metrics
 from shared.train import make_adamw, seed_everything, train
 from stage5_gpt.config import PRESETS, GPTTrainConfig
@@ -69,10 +70,12 @@ def build_model(cfg: GPTTrainConfig, corpus: Corpus) -> GPT:
 
 
 def lm_metrics(prefix: str, nats: float, tokens: int, chars: int, words: int, tokenizer: str,
-               n_bytes: int = 0) -> dict[str, float]:
+               n_bytes: int = 0, hits: Sequence[int] = ()) -> dict[str, float]:
     """Loss and perplexity per token, plus the fair units for comparing tokenizers: nats per character
-    (and bits per character), bits per UTF-8 byte, and perplexity per word for WikiText."""
-    out = {f"{prefix}_loss": nats / tokens, f"{prefix}_perplexity": perplexity(nats / tokens)}
+    (and bits per character), bits per UTF-8 byte, and perplexity per word for WikiText; and the
+    next-token accuracy (top-1, top-5) when the hits are given."""
+    out = {f"{prefix}_loss": nats / tokens, f"{prefix}_perplexity": perplexity(nats / tokens),
+           **(next_token_accuracy(prefix, hits, tokens) if hits else {})}
     if n_bytes:
         out[f"{prefix}_bits_per_byte"] = nats / n_bytes / math.log(2)
     if chars:
@@ -91,14 +94,14 @@ def perplexity(nats_per_unit: float) -> float:
 def score_split(model: GPT, corpus: Corpus, split: str, cfg: GPTTrainConfig, device: torch.device,
                 max_tokens: int = 0, rank: int = 0, world: int = 1) -> dict[str, float]:
     tokens = corpus.splits[split]
-    nats, count = score_tokens(model, tokens, min(cfg.block_size, model.cfg.block_size), max(8, cfg.batch_size),
-                               device, max_tokens, rank, world)
+    nats, count, hits = score_tokens(model, tokens, min(cfg.block_size, model.cfg.block_size),
+                                     max(8, cfg.batch_size), device, max_tokens, rank, world)
     # For a partial pass, the characters and words scale with the share of tokens scored. Words are
     # WikiText's unit (space-separated by construction); in Chinese or code they mean little.
     share = count / max(1, len(tokens) - 1)
     words = round(corpus.words[split] * share) if cfg.dataset == "wikitext2" else 0
     return lm_metrics(split, nats, count, round(corpus.chars[split] * share), words, corpus.tokenizer.kind,
-                      round(corpus.bytes.get(split, 0) * share))
+                      round(corpus.bytes.get(split, 0) * share), hits)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -132,6 +132,8 @@ def test_tiny_preset_trains_and_records_its_numbers(tiny_run):
     assert last < first - 0.5
     assert record["val_loss"] < 0.85 * math.log(69)  # a uniform guess over the 69 characters scores ln(69)
     assert record["task"] == "language_model" and record["val_bpc"] == pytest.approx(record["val_loss"] / 0.693147)
+    # Next-token accuracy: far above a uniform guess's 1/69 (80 steps learn about the spaces), top-5 above top-1.
+    assert 0.1 < record["val_top1_accuracy"] < record["val_top5_accuracy"] <= 1
     tokens = record["steps"] * 8 * 32  # the tiny preset: batches of 8 windows of 32 tokens
     assert json.loads((out / "metrics.json").read_text())["tokens_per_sec"] == pytest.approx(
         tokens / record["train_seconds"], rel=0.05)

@@ -151,3 +151,13 @@ def test_max_minutes_stops_the_run_and_saves(tmp_path):
     record = stage1_train.main(["--preset", "tiny", "--dataset", "trec", "--max_minutes", "1e-6",
                                 "--out_dir", str(tmp_path)])
     assert record["steps"] == 1 and not record["interrupted"] and (tmp_path / "last.pt").exists()
+
+
+def test_next_token_hits_count_top1_and_top5():
+    from shared.metrics import next_token_accuracy, next_token_hits
+
+    logits = torch.arange(10.0).repeat(3, 1)  # every row ranks token 9 first, then 8, 7, ...
+    targets = torch.tensor([9, 5, 2])  # first; fifth; eighth
+    hits = next_token_hits(logits, targets)
+    assert hits.tolist() == [1, 2]
+    assert next_token_accuracy("val", hits, 3) == {"val_top1_accuracy": 1 / 3, "val_top5_accuracy": 2 / 3}
