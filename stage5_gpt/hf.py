@@ -73,7 +73,7 @@ def load_hf_gpt2(folder: str | Path, dropout: float = 0.0, attention: str = "sdp
     return model
 
 
-def export_hf_gpt2(model: GPT, folder: str | Path, vocab_size: int | None = None) -> Path:
+def export_hf_gpt2(model: GPT, folder: str | Path, vocab_size: int | None = None, eot_id: int = 50256) -> Path:
     """Write config.json + model.safetensors that `GPT2LMHeadModel.from_pretrained(folder)` loads.
 
     Only the GPT-2 architecture exports (learned positions, LayerNorm, GELU). A model trained without
@@ -107,8 +107,48 @@ def export_hf_gpt2(model: GPT, folder: str | Path, vocab_size: int | None = None
         "n_head": cfg.n_head, "n_inner": None,
         "activation_function": "gelu_new" if cfg.gelu == "tanh" else "gelu", "layer_norm_epsilon": 1e-5,
         "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
-        "tie_word_embeddings": True, "bos_token_id": 50256, "eos_token_id": 50256,
+        "tie_word_embeddings": True, "bos_token_id": eot_id, "eos_token_id": eot_id,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def export_hf_tokenizer(tokenizer, folder: str | Path, context: int) -> Path:
+    """The tokenizer files `AutoTokenizer.from_pretrained(folder)` reads, for any of stage 5's tokenizers.
+
+    GPT-2's BPE and ours are byte-level BPEs with GPT-2's pre-split, so both are written as GPT-2
+    tokenizers: vocab.json (token string -> id, bytes shown through bytes_to_unicode) and merges.txt
+    (the merges, earliest first). Characters become a `tokenizers` word-level model over single
+    characters, in tokenizer.json.
+    """
+    from shared.bpe import EOT, bytes_to_unicode
+    from shared.tokenizers import UNK
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {"model_max_length": context, "clean_up_tokenization_spaces": False}
+    if tokenizer.kind == "gpt2":
+        from shared.data import data_file
+
+        (folder / "vocab.json").write_bytes(data_file("gpt2_bpe", "encoder_json").read_bytes())
+        (folder / "merges.txt").write_bytes(data_file("gpt2_bpe", "vocab_bpe").read_bytes())
+        settings.update(tokenizer_class="GPT2Tokenizer", bos_token=EOT, eos_token=EOT, unk_token=EOT)
+    elif tokenizer.kind == "bpe":
+        shown = bytes_to_unicode()
+        text = ["".join(shown[b] for b in token) for token in tokenizer.bpe.vocab]  # id -> printable string
+        vocab = {s: i for i, s in enumerate(text)} | {EOT: tokenizer.bpe.eot_id}
+        merges = [f"{text[a]} {text[b]}" for a, b in tokenizer.bpe.merges]
+        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n", encoding="utf-8")
+        settings.update(tokenizer_class="GPT2Tokenizer", bos_token=EOT, eos_token=EOT, unk_token=EOT)
+    else:
+        from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+        chars = Tokenizer(models.WordLevel(vocab=dict(tokenizer.vocab.stoi), unk_token=UNK))
+        chars.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # every character
+        chars.decoder = decoders.Fuse()  # join them back without spaces
+        chars.save(str(folder / "tokenizer.json"))
+        settings.update(tokenizer_class="PreTrainedTokenizerFast", unk_token=UNK)
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     return folder
