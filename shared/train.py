@@ -33,6 +33,7 @@ from torch import nn
 from shared import distributed
 from shared.checkpoint import resume_checkpoint, save_checkpoint
 from shared.cli import UserError, check
+from shared.data import dataset_slug
 from shared.devices import autocast, resolve_amp
 from shared.records import plot_history, write_history, write_json
 from shared.runs import check_run_dir, claim_run_dir, release_run_dir
@@ -89,7 +90,7 @@ class TrainConfig:
     def run_dir(self, stage: str) -> Path:
         if self.out_dir:
             return Path(self.out_dir)
-        return Path("runs") / stage / (self.run_name or f"{self.dataset}-{self.preset}{self.name_suffix}")
+        return Path("runs") / stage / (self.run_name or f"{dataset_slug(self.dataset)}-{self.preset}{self.name_suffix}")
 
     @property
     def name_suffix(self) -> str:

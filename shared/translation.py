@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from shared.cli import check
-from shared.data import DataError, EpochBatches, load_fra_eng, load_multi30k
+from shared.data import DataError, EpochBatches, dataset_slug, load_fra_eng, load_multi30k
 from shared.tokenizers import BOS_ID, EOS_ID, Vocab, pad_batch
 from shared.train import TrainConfig
 
@@ -63,9 +63,38 @@ class ParallelText:
     tgt: dict[str, list[str]]
 
 
+def load_tsv_pairs(path: Path) -> ParallelText:
+    """Your own sentence pairs: one `source<TAB>target` per line (UTF-8), split 90% / 5% / 5% by a fixed
+    shuffle (seed 1234, whatever --seed says), at least one pair in val and test."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file; give a UTF-8 text file of source<TAB>target lines.")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text; save it as UTF-8 with one source<TAB>target pair per "
+                        f"line.") from None
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
+            raise DataError(f"{path} line {number} is not source<TAB>target; every line needs a tab between the "
+                            f"two sentences.")
+        pairs.append((fields[0].strip(), fields[1].strip()))
+    if len(pairs) < 3:
+        raise DataError(f"{path} holds {len(pairs)} pairs; it needs at least 3 (train, val and test), and "
+                        f"thousands to learn to translate.")
+    random.Random(1234).shuffle(pairs)
+    n_hold = max(1, len(pairs) // 20)
+    parts = {"test": pairs[:n_hold], "val": pairs[n_hold:2 * n_hold], "train": pairs[2 * n_hold:]}
+    return ParallelText({s: [p[0] for p in v] for s, v in parts.items()},
+                        {s: [p[1] for p in v] for s, v in parts.items()})
+
+
 def load_pairs(dataset: str, src: str, tgt: str, max_train_pairs: int = 0, seed: int = 0) -> ParallelText:
-    """Multi30k (its own train / val / test_2016_flickr) or Tatoeba fra-eng (split 95% / 2.5% / 2.5%
-    by a fixed shuffle; only en <-> fr)."""
+    """Multi30k (its own train / val / test_2016_flickr), Tatoeba fra-eng (split 95% / 2.5% / 2.5%
+    by a fixed shuffle; only en <-> fr), or your own tsv:PATH (load_tsv_pairs)."""
     if dataset == "multi30k":
         files = {"train": "train", "val": "val", "test": "test_2016_flickr"}
         sides = {lang: {s: load_multi30k(f, lang) for s, f in files.items()} for lang in (src, tgt)}
@@ -82,8 +111,10 @@ def load_pairs(dataset: str, src: str, tgt: str, max_train_pairs: int = 0, seed:
         pick = {"en": 0, "fr": 1}
         text = ParallelText({s: [p[pick[src]] for p in v] for s, v in parts.items()},
                             {s: [p[pick[tgt]] for p in v] for s, v in parts.items()})
+    elif dataset.startswith("tsv:"):
+        text = load_tsv_pairs(Path(dataset[4:]).expanduser())
     else:
-        raise DataError(f"unknown translation data set {dataset!r}; use multi30k or fra_eng.")
+        raise DataError(f"unknown translation data set {dataset!r}; use multi30k, fra_eng or tsv:PATH.")
     if max_train_pairs and max_train_pairs < len(text.src["train"]):
         keep = sorted(random.Random(seed).sample(range(len(text.src["train"])), max_train_pairs))
         text.src["train"] = [text.src["train"][i] for i in keep]
@@ -163,7 +194,8 @@ def bleu_scores(hyp_tokens: Sequence[Sequence[str]], refs_raw: Sequence[str]) ->
 class TranslationConfig(TrainConfig):
     """The task flags both translation stages take."""
 
-    dataset: Literal["multi30k", "fra_eng"] = "multi30k"
+    dataset: str = field(default="multi30k", metadata={
+        "help": "multi30k, fra_eng, or your own sentence pairs: tsv:PATH (source<TAB>target per line)"})
     src: Literal["en", "de", "fr"] = "en"
     tgt: Literal["en", "de", "fr"] = "fr"
     min_freq: int = field(default=2, metadata={"help": "train tokens seen fewer times become <unk>"})
@@ -178,6 +210,8 @@ class TranslationConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check(self.dataset in ("multi30k", "fra_eng") or (self.dataset.startswith("tsv:") and len(self.dataset) > 4),
+              f"--dataset {self.dataset!r} is not a translation data set: use multi30k, fra_eng or tsv:PATH")
         check(self.src != self.tgt, "--src and --tgt must differ")
         check(self.dataset != "fra_eng" or {self.src, self.tgt} == {"en", "fr"},
               "--dataset fra_eng has English and French only: use --src en --tgt fr or --src fr --tgt en")
@@ -196,4 +230,4 @@ class TranslationConfig(TrainConfig):
     def run_dir(self, stage: str) -> Path:
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
-        return Path("runs") / stage / f"{self.dataset}-{self.direction}-{self.preset}{self.name_suffix}"
+        return Path("runs") / stage / f"{dataset_slug(self.dataset)}-{self.direction}-{self.preset}{self.name_suffix}"

@@ -7,20 +7,20 @@ scored on the same held-out split; recorded as runs/stage1_mlp/<dataset>-tfidf-l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from shared.baseline import record_baseline
 from shared.cli import check, parse_config, run_main
-from shared.data import load_classification
+from shared.data import TextColumns, check_classification_dataset, dataset_slug, load_classification
 from shared.records import command_for
+from stage1_mlp.config import DATASETS
 from stage1_mlp.train import STAGE
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
-    dataset: Literal["sst2", "trec", "ag_news", "sms_spam"] = "sst2"
+class BaselineConfig(TextColumns):
+    dataset: str = field(default="sst2", metadata={"help": "as stage1_mlp.train's --dataset"})
     ngrams: int = 2
     C: float = 10.0
     val_fraction: float = 0.05
@@ -28,6 +28,7 @@ class BaselineConfig:
     out_dir: str = ""
 
     def __post_init__(self) -> None:
+        check_classification_dataset(self.dataset, DATASETS)
         check(1 <= self.ngrams <= 3, "--ngrams must be 1, 2 or 3")
         check(self.C > 0, "--C must be positive")
 
@@ -35,8 +36,8 @@ class BaselineConfig:
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(BaselineConfig, {}, argv, prog=f"python -m {STAGE}.baseline",
                        description="TF-IDF + logistic regression on the stage 1 split.")
-    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed)
-    run_dir = Path(cfg.out_dir or f"runs/{STAGE}/{cfg.dataset}-tfidf-logreg")
+    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed, cfg.text_column, cfg.label_column)
+    run_dir = Path(cfg.out_dir or f"runs/{STAGE}/{dataset_slug(cfg.dataset)}-tfidf-logreg")
     record = record_baseline(STAGE, cfg.dataset, splits, run_dir, command_for(f"{STAGE}.baseline", argv),
                              cfg.ngrams, cfg.C)
     print(f"{cfg.dataset} TF-IDF + logistic regression: held-out accuracy {record['test_accuracy']:.4f}  "

@@ -42,7 +42,7 @@ class Prepared:
 
 
 def prepare(cfg: MLPConfig, featurizer: NgramFeaturizer | None = None) -> Prepared:
-    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed)
+    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed, cfg.text_column, cfg.label_column)
     featurizer = featurizer or NgramFeaturizer.fit(splits["train"].texts, cfg.ngrams, cfg.hash_buckets,
                                                    cfg.min_freq, cfg.lowercase)
     encoded = {name: [featurizer.encode(t) for t in split.texts] for name, split in splits.items()}

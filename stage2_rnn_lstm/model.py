@@ -113,17 +113,21 @@ class RNNConfig:
         "help": "share embedding and output weights (needs embed_dim == hidden_size)"})
 
 
+def recurrent_layers(cfg: RNNConfig) -> nn.Module:
+    """nn.RNN / nn.GRU / nn.LSTM (--fast), or the same layers unrolled from the cells above (--no-fast)."""
+    if cfg.fast:
+        torch_class = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cfg.model_type]
+        return torch_class(cfg.embed_dim, cfg.hidden_size, cfg.num_layers, batch_first=True,
+                           dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+    return Recurrent(cfg.model_type, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+
+
 class RecurrentLM(nn.Module):
     def __init__(self, cfg: RNNConfig):
         super().__init__()
         self.cfg = cfg
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
-        if cfg.fast:
-            torch_class = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cfg.model_type]
-            self.rnn = torch_class(cfg.embed_dim, cfg.hidden_size, cfg.num_layers, batch_first=True,
-                                   dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
-        else:
-            self.rnn = Recurrent(cfg.model_type, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+        self.rnn = recurrent_layers(cfg)
         self.drop = nn.Dropout(cfg.dropout)
         self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
@@ -161,3 +165,39 @@ class RecurrentLM(nn.Module):
 def detach(hidden: Hidden) -> Hidden:
     """Cut the graph at a batch boundary (truncated BPTT): keep the values, drop the history."""
     return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+
+
+# --------------------------------------------------------------------------- the same cells, classifying
+
+
+class RecurrentClassifier(nn.Module):
+    """Read a text word by word with the recurrent layers above, then classify it from its outputs.
+
+    tokens (B, T), right-padded -> embedding -> recurrent layers -> pool over the real positions -> linear
+    `pool`: "max" (each unit's largest value anywhere in the text: a word that decides, wherever it is),
+    "mean", or "last" (the state after the last real word: the whole text read, in order).
+    """
+
+    def __init__(self, cfg: RNNConfig, num_classes: int, pool: str = "max"):
+        super().__init__()
+        self.cfg, self.pool = cfg, pool
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)  # <pad> = 0
+        self.rnn = recurrent_layers(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, num_classes)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) -> logits (B, classes). Padding comes after the words and the layers only look back,
+        so the outputs at real positions do not depend on it; pooling skips the padded positions."""
+        shape = (self.cfg.num_layers, idx.size(0), self.cfg.hidden_size)
+        zeros = torch.zeros(shape, device=idx.device)
+        out, _ = self.rnn(self.drop(self.embedding(idx)), (zeros, zeros) if self.cfg.model_type == "lstm" else zeros)
+        real = (idx != 0).unsqueeze(-1)  # (B, T, 1)
+        lengths = real.sum(1).clamp_min(1)  # (B, 1)
+        if self.pool == "last":
+            pooled = out.gather(1, (lengths - 1).unsqueeze(-1).expand(-1, 1, out.size(-1))).squeeze(1)  # (B, H)
+        elif self.pool == "mean":
+            pooled = (out * real).sum(1) / lengths  # (B, H)
+        else:
+            pooled = out.masked_fill(~real, float("-inf")).amax(1).nan_to_num(neginf=0.0)  # (B, H); empty text: 0
+        return self.head(self.drop(pooled))  # (B, classes)

@@ -273,3 +273,48 @@ class Transformer(nn.Module):
             for m in modules:
                 m.record = False
         return {name: [m.weights for m in group] for name, group in groups.items()}
+
+
+# --------------------------------------------------------------------------- the encoder alone, classifying
+
+
+class EncoderClassifier(nn.Module):
+    """The Transformer's encoder reading a whole text, then a linear classifier on one summary vector.
+
+    tokens (B, T), right-padded -> embedding * sqrt(d) + positions -> encoder layers -> final norm -> pool
+    `pool`: "mean" over the real tokens, or "first": the output at position 0, where the texts start with
+    <bos>; every layer lets that position attend to all the words, so it learns to summarise them (BERT's
+    [CLS]). Uses `cfg.src_vocab`; the decoder's fields are unused.
+    """
+
+    def __init__(self, cfg: TransformerConfig, num_classes: int, pool: str = "mean"):
+        super().__init__()
+        self.cfg, self.pool = cfg, pool
+        self.src_embed = nn.Embedding(cfg.src_vocab, cfg.d_model, padding_idx=0)
+        if cfg.positions == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_positions, cfg.d_model)
+        else:
+            self.register_buffer("pe", sinusoidal_positions(cfg.max_positions, cfg.d_model), persistent=False)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
+        self.encoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.d_model, num_classes)
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    embed = Transformer.embed  # the same embedding + positions as the translation model
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) -> logits (B, classes). Padding is masked out of every attention and of the pooling."""
+        idx = idx[:, : self.cfg.max_positions]  # the position table's length is the longest text
+        real = idx != 0  # (B, T)
+        x = self.embed(self.src_embed, idx)  # (B, T, d)
+        for layer in self.encoder_layers:
+            x = layer(x, real[:, None, None, :])
+        x = self.encoder_norm(x)  # (B, T, d)
+        if self.pool == "first":
+            pooled = x[:, 0]  # (B, d)
+        else:
+            pooled = (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp_min(1)  # (B, d)
+        return self.head(self.drop(pooled))  # (B, classes)

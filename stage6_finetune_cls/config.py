@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from shared.cli import check, derived
+from shared.data import TextColumns, check_classification_dataset, dataset_slug
 from shared.train import TrainConfig
 
 # The stage 5 run this stage starts from unless told otherwise: the `cpu` preset pretrained on the
@@ -17,10 +18,10 @@ TASKS = ("sms_spam", "sst2")
 
 
 @dataclass(frozen=True)
-class FinetuneConfig(TrainConfig):
-    task: Literal["sms_spam", "sst2"] = field(default="sms_spam", metadata={
+class FinetuneConfig(TrainConfig, TextColumns):
+    task: str = field(default="sms_spam", metadata={
         "help": "sms_spam: ham or spam (the balanced split of LLMs-from-scratch); sst2: movie-review "
-                "sentiment, GLUE's dev set held out"})
+                "sentiment, GLUE's dev set held out; or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
     dataset: str = derived("sms_spam", "the task's data set (set from --task)")
     init_from: str = field(
         default="pretrained",
@@ -40,6 +41,7 @@ class FinetuneConfig(TrainConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", self.task)  # the record's data set: what the report groups by
         super().__post_init__()
+        check_classification_dataset(self.task, TASKS, "--task")
         check(self.lora_rank >= 1, "--lora_rank must be at least 1")
         check(self.lora_alpha > 0, "--lora_alpha must be positive")
         check(self.max_length >= 0, "--max_length must be >= 0")
@@ -59,7 +61,7 @@ class FinetuneConfig(TrainConfig):
     def run_dir(self, stage: str) -> Path:
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
-        task = "" if self.task == "sms_spam" else f"{self.task}-"
+        task = "" if self.task == "sms_spam" else f"{dataset_slug(self.task)}-"
         return Path("runs") / stage / f"{task}{self.init_name}-{self.trainable}-{self.preset}{self.name_suffix}"
 
 

@@ -57,9 +57,10 @@ def longest_message(texts: list[str], tokenizer: Tokenizer) -> int:
 
 
 def load_encoded(tokenizer: Tokenizer, context: int, max_length: int = 0, task: str = "sms_spam",
+                 text_column: str = "text", label_column: str = "label",
                  ) -> tuple[dict[str, EncodedSplit], list[str], int]:
     """({train, val, test}: EncodedSplit, label names, max_length used)."""
-    splits = load_classification(task)
+    splits = load_classification(task, text_column=text_column, label_column=label_column)
     if not max_length:
         max_length = longest_message(splits["train"].texts, tokenizer)
     max_length = min(max_length, context)

@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     device = resolve_device(args.device)  # first: a device this machine lacks fails at once
     source = Path(args.checkpoint) if args.checkpoint else latest_run(STAGE)
     model, tokenizer, names, max_length, train_cfg = load_classifier(source, device)
-    data, _, _ = load_encoded(tokenizer, model.gpt.cfg.block_size, max_length, train_cfg.task)
+    data, _, _ = load_encoded(tokenizer, model.gpt.cfg.block_size, max_length, train_cfg.task, train_cfg.text_column,
+                              train_cfg.label_column)
     results = {}
     for split in (["train", "val", "test"] if args.split == "all" else [args.split]):
         metrics = score(model, data[split])

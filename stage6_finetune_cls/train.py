@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     gpt, tokenizer, source = pretrained_gpt(cfg)
-    data, label_names, max_length = load_encoded(tokenizer, gpt.cfg.block_size, cfg.max_length, cfg.task)
+    data, label_names, max_length = load_encoded(tokenizer, gpt.cfg.block_size, cfg.max_length, cfg.task,
+                                                 cfg.text_column, cfg.label_column)
     seed_everything(cfg.seed)  # the head and adapters start the same whatever was loaded before
     model = GPTClassifier(gpt, len(label_names))
     set_trainable(model, cfg.trainable, cfg.lora_rank, cfg.lora_alpha)
