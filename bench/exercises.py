@@ -289,7 +289,8 @@ def main() -> None:
         previous = results.read_text(encoding="utf-8") if results.exists() else ""
         kept = [b for b in re.split(r"(?=^### )", previous, flags=re.M) if b.startswith("### ")
                 and b.split()[1] not in {e.id for e in chosen}]
-        blocks = sorted(kept + out[1:], key=lambda b: [int(x) for x in b.split()[1][1:].split(".")])
+        blocks = sorted([b.strip() + "\n" for b in kept + out[1:]],  # one blank line between blocks, every time
+                        key=lambda b: [int(x) for x in b.split()[1][1:].split(".")])
         results.write_text(out[0] + "\n" + "\n".join(blocks), encoding="utf-8")
 
 
