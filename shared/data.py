@@ -469,8 +469,8 @@ def dataset_slug(name: str) -> str:
     return f"{kind}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-') or 'data'}"
 
 
-def _read_table(spec: str):
-    """The rows of csv:/json:/parquet:PATH (one split) or hf:NAME (its splits), through `datasets`."""
+def _read_table(spec: str) -> dict:
+    """The splits of hf:NAME, or {"all": rows} of csv:/json:/parquet:PATH, read through `datasets`."""
     kind, _, where = spec.partition(":")
     try:
         import datasets
@@ -480,7 +480,7 @@ def _read_table(spec: str):
     datasets.disable_progress_bars()
     if kind == "hf":
         try:
-            return datasets.load_dataset(where)
+            return dict(datasets.load_dataset(where))
         except Exception as err:
             raise DataError(f"could not load {where!r} from the Hugging Face hub ({type(err).__name__}); check the "
                             f"name, or (offline) save it as a file elsewhere and pass csv:, json: or parquet:PATH."
@@ -492,7 +492,7 @@ def _read_table(spec: str):
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header and at least one row per class.")
     try:
-        return datasets.load_dataset(kind, data_files=str(path), split="train")
+        return {"all": datasets.load_dataset(kind, data_files=str(path), split="train")}
     except Exception as err:
         raise DataError(f"{path} could not be read as {kind.upper()} ({type(err).__name__}); check that the file "
                         f"is {kind.upper()}, or name its format instead (csv:, json: or parquet:).") from None
@@ -508,11 +508,8 @@ def load_user_classification(spec: str, text_column: str = "text", label_column:
     says, so every run sees the same split) cut 80% / 10% / 10%. Labels become ids in sorted order
     of the training labels; the names are saved with every checkpoint.
     """
-    table = _read_table(spec)
+    parts = _read_table(spec)
     source = spec.partition(":")[2]
-    import datasets
-
-    parts = dict(table) if isinstance(table, datasets.DatasetDict) else {"all": table}
     first = next(iter(parts.values()))
     missing = [c for c in (text_column, label_column) if c not in first.column_names]
     if missing:

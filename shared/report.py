@@ -1,9 +1,9 @@
-"""Comparison tables from every recorded run: `python -m shared.report [--runs_dir runs]`.
+"""Comparison tables from every recorded run: `python -m shared.report [--runs_dir runs] [--task classification]`.
 
 Reads runs/<stage>/<run>/metrics.json and prints one markdown table per task (classification:
 accuracy / macro-F1; language models: perplexity; translation: sacreBLEU on detokenized text, and
-lowercased BLEU on tokens, "tok. BLEU"), also written to runs/report.md. Runs that differ only in
-their seed are folded into one row, mean ± std.
+lowercased BLEU on tokens, "tok. BLEU"), also written to runs/report.md (runs/report-<task>.md with
+--task). Runs that differ only in their seed are folded into one row, mean ± std.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shared.cli import UserError, parse_config, run_main
 
@@ -132,6 +132,8 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
 @dataclass(frozen=True)
 class ReportConfig:
     runs_dir: str = field(default="runs", metadata={"help": "where the runs were recorded"})
+    task: Literal["all", "classification", "language_model", "translation"] = field(
+        default="all", metadata={"help": "only this task's tables"})
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -140,9 +142,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     runs_dir = Path(cfg.runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"{runs_dir} does not exist; train a stage first (e.g. python -m stage1_mlp.train).")
-    text = render(load_runs(runs_dir))
+    runs = [r for r in load_runs(runs_dir) if cfg.task in ("all", r.get("task"))]
+    text = render(runs)
     print(text)
-    (runs_dir / "report.md").write_text(text, encoding="utf-8")
+    (runs_dir / ("report.md" if cfg.task == "all" else f"report-{cfg.task}.md")).write_text(text, encoding="utf-8")
     return text
 
 

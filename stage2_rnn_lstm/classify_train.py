@@ -33,8 +33,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = load_word_data(cfg)
-    model = RecurrentClassifier(cfg.model_config(len(data.vocab)), len(data.label_names), cfg.pool).to(device)
-    model_name = f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} over words, {cfg.pool} pool"
+    model = RecurrentClassifier(cfg.model_config(len(data.vocab)), len(data.label_names), cfg.pool,
+                                cfg.bidirectional).to(device)
+    reads = "both ways" if cfg.bidirectional else "in order"
+    model_name = f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} over words {reads}, {cfg.pool} pool"
     optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device)
     batch_at = PaddedBatches(data.encoded["train"], data.splits["train"].labels, cfg.batch_size, cfg.seed, device)
     print(f"{STAGE}: {model_name} on {cfg.dataset} ({data.sizes()}), {count_params(model):,} parameters, "

@@ -176,28 +176,44 @@ class RecurrentClassifier(nn.Module):
     tokens (B, T), right-padded -> embedding -> recurrent layers -> pool over the real positions -> linear
     `pool`: "max" (each unit's largest value anywhere in the text: a word that decides, wherever it is),
     "mean", or "last" (the state after the last real word: the whole text read, in order).
+    `bidirectional`: a second stack reads each text from its last word back to its first, so the vector at
+    a word also knows the words after it ("not" in "not at all good" is read after "good" too).
     """
 
-    def __init__(self, cfg: RNNConfig, num_classes: int, pool: str = "max"):
+    def __init__(self, cfg: RNNConfig, num_classes: int, pool: str = "max", bidirectional: bool = False):
         super().__init__()
         self.cfg, self.pool = cfg, pool
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)  # <pad> = 0
         self.rnn = recurrent_layers(cfg)
+        self.rnn_backward = recurrent_layers(cfg) if bidirectional else None
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.hidden_size, num_classes)
+        self.head = nn.Linear(cfg.hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def read(self, rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, E) -> the outputs at every position (B, T, H), from a zero state."""
+        zeros = torch.zeros((self.cfg.num_layers, x.size(0), self.cfg.hidden_size), device=x.device)
+        return rnn(x, (zeros, zeros) if self.cfg.model_type == "lstm" else zeros)[0]
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) -> logits (B, classes). Padding comes after the words and the layers only look back,
         so the outputs at real positions do not depend on it; pooling skips the padded positions."""
-        shape = (self.cfg.num_layers, idx.size(0), self.cfg.hidden_size)
-        zeros = torch.zeros(shape, device=idx.device)
-        out, _ = self.rnn(self.drop(self.embedding(idx)), (zeros, zeros) if self.cfg.model_type == "lstm" else zeros)
+        x = self.drop(self.embedding(idx))  # (B, T, E)
         real = (idx != 0).unsqueeze(-1)  # (B, T, 1)
         lengths = real.sum(1).clamp_min(1)  # (B, 1)
+        out = self.read(self.rnn, x)  # (B, T, H)
+        last = lengths - 1  # (B, 1): where the whole text has been read
+        if self.rnn_backward is not None:
+            t = torch.arange(idx.size(1), device=idx.device)
+            flip = torch.where(t < lengths, lengths - 1 - t, t).unsqueeze(-1)  # (B, T, 1): word t <-> word L-1-t
+            back = self.read(self.rnn_backward, x.gather(1, flip.expand(-1, -1, x.size(-1))))  # (B, T, H)
+            back = back.gather(1, flip.expand(-1, -1, back.size(-1)))  # (B, T, H), back in reading order
+            out = torch.cat([out, back], dim=-1)  # (B, T, 2H)
         if self.pool == "last":
-            pooled = out.gather(1, (lengths - 1).unsqueeze(-1).expand(-1, 1, out.size(-1))).squeeze(1)  # (B, H)
+            pooled = out.gather(1, last.unsqueeze(-1).expand(-1, 1, out.size(-1))).squeeze(1)  # (B, H or 2H)
+            if self.rnn_backward is not None:  # the backward stack has read the whole text at the first word
+                pooled = torch.cat([pooled[:, : self.cfg.hidden_size], out[:, 0, self.cfg.hidden_size:]], dim=-1)
         elif self.pool == "mean":
-            pooled = (out * real).sum(1) / lengths  # (B, H)
+            pooled = (out * real).sum(1) / lengths  # (B, H or 2H)
         else:
-            pooled = out.masked_fill(~real, float("-inf")).amax(1).nan_to_num(neginf=0.0)  # (B, H); empty text: 0
+            pooled = out.masked_fill(~real, float("-inf")).amax(1).nan_to_num(neginf=0.0)  # empty text: 0
         return self.head(self.drop(pooled))  # (B, classes)

@@ -62,8 +62,8 @@ class EncoderClassifierConfig(TransformerConfig, TrainConfig, TextColumns):
 
     dataset: str = field(default="sst2", metadata={
         "help": "sst2, trec, sms_spam, ag_news, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
-    pool: Literal["mean", "first"] = field(default="mean", metadata={
-        "help": "mean over the words, or the output at a <bos> put first (BERT's [CLS])"})
+    pool: Literal["mean", "max", "first"] = field(default="mean", metadata={
+        "help": "one vector from the outputs: mean or max over the words, or first (a <bos> summary position)"})
     min_freq: int = field(default=1, metadata={"help": "training words seen fewer times become <unk>"})
     max_words: int = field(default=64, metadata={"help": "words kept per text (longer texts are cut)"})
     val_fraction: float = field(default=0.05, metadata={"help": "share of train held out for model selection"})

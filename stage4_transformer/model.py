@@ -282,7 +282,7 @@ class EncoderClassifier(nn.Module):
     """The Transformer's encoder reading a whole text, then a linear classifier on one summary vector.
 
     tokens (B, T), right-padded -> embedding * sqrt(d) + positions -> encoder layers -> final norm -> pool
-    `pool`: "mean" over the real tokens, or "first": the output at position 0, where the texts start with
+    `pool`: "mean" or "max" over the real tokens, or "first": the output at position 0, where the texts start with
     <bos>; every layer lets that position attend to all the words, so it learns to summarise them (BERT's
     [CLS]). Uses `cfg.src_vocab`; the decoder's fields are unused.
     """
@@ -315,6 +315,8 @@ class EncoderClassifier(nn.Module):
         x = self.encoder_norm(x)  # (B, T, d)
         if self.pool == "first":
             pooled = x[:, 0]  # (B, d)
+        elif self.pool == "max":
+            pooled = x.masked_fill(~real[..., None], float("-inf")).amax(1).nan_to_num(neginf=0.0)  # (B, d)
         else:
             pooled = (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp_min(1)  # (B, d)
         return self.head(self.drop(pooled))  # (B, classes)

@@ -1,12 +1,32 @@
 """Checks more than one stage's tests use."""
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
 from shared.records import read_history
+from stage1_mlp.config import PRESETS as S1
+from stage1_mlp.config import MLPConfig
+from stage2_rnn_lstm.config import PRESETS as S2
+from stage2_rnn_lstm.config import RNNTrainConfig
+from stage3_attention_seq2seq.config import PRESETS as S3
+from stage3_attention_seq2seq.config import Seq2SeqTrainConfig
+from stage4_transformer.config import PRESETS as S4
+from stage4_transformer.config import TransformerTrainConfig
+from stage5_gpt.config import PRESETS as S5
+from stage5_gpt.config import GPTTrainConfig
+from stage6_finetune_cls.config import PRESETS as S6
+from stage6_finetune_cls.config import FinetuneConfig
+
+# Each stage's train module, its config class and presets: commands written in docs and benches parse with these.
+TRAIN_CONFIGS = {"stage1_mlp.train": (MLPConfig, S1), "stage2_rnn_lstm.train": (RNNTrainConfig, S2),
+                 "stage3_attention_seq2seq.train": (Seq2SeqTrainConfig, S3),
+                 "stage4_transformer.train": (TransformerTrainConfig, S4), "stage5_gpt.train": (GPTTrainConfig, S5),
+                 "stage6_finetune_cls.train": (FinetuneConfig, S6)}
 
 
 def first_and_last_train_loss(run_dir) -> tuple[float, float]:
@@ -68,3 +88,13 @@ def last_line(done: subprocess.CompletedProcess) -> str:
     """The last line a command printed on stderr (where errors go), or on stdout when stderr is empty."""
     lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
     return lines[-1] if lines else ""
+
+
+def load_bench(script: str):
+    """A script of bench/ (not a package) as a module, e.g. load_bench("exercises")."""
+    path = Path(__file__).parent.parent / "bench" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{script}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -69,6 +69,8 @@ def test_baseline_and_report(tiny_run, capsys):
     text = report_main(["--runs_dir", str(runs_dir)])
     assert "### Classification" in text and "TF-IDF" in text and "MLP over 1-2gram bag" in text
     assert (runs_dir / "report.md").read_text() == text
+    assert "### Classification" not in report_main(["--runs_dir", str(runs_dir), "--task", "translation"])
+    assert (runs_dir / "report.md").read_text() == text  # a filtered report goes to its own file
 
 
 def test_resume_continues_a_finished_run(tiny_run, tmp_path):

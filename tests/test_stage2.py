@@ -123,18 +123,34 @@ def test_word_level_maps_unknown_words_to_unk(tmp_path, capsys):
 
 @pytest.mark.parametrize("pool", ["max", "mean", "last"])
 @pytest.mark.parametrize("fast", [True, False])
-def test_classifier_ignores_padding_and_the_two_paths_agree(pool, fast):
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_classifier_ignores_padding_and_the_two_paths_agree(pool, fast, bidirectional):
     from stage2_rnn_lstm.model import RecurrentClassifier, RNNConfig
 
     torch.manual_seed(0)
     cfg = RNNConfig(vocab_size=50, model_type="lstm", embed_dim=8, hidden_size=12, num_layers=2, dropout=0.0, fast=fast)
-    model = RecurrentClassifier(cfg, 3, pool).eval()
+    model = RecurrentClassifier(cfg, 3, pool, bidirectional).eval()
     text = torch.tensor([[5, 9, 14, 3]])
     padded = torch.tensor([[5, 9, 14, 3, 0, 0], [7, 8, 0, 0, 0, 0]])  # right-padded with <pad> = 0
     assert torch.allclose(model(text)[0], model(padded)[0], atol=1e-6)
-    other = RecurrentClassifier(RNNConfig(**{**cfg.__dict__, "fast": not fast}), 3, pool).eval()
+    other = RecurrentClassifier(RNNConfig(**{**cfg.__dict__, "fast": not fast}), 3, pool, bidirectional).eval()
     other.load_state_dict(model.state_dict())  # same parameter names on both paths
     assert torch.allclose(other(padded), model(padded), atol=1e-5)
+
+
+def test_the_backward_stack_reads_each_text_from_its_last_word():
+    from stage2_rnn_lstm.model import RecurrentClassifier, RNNConfig
+
+    torch.manual_seed(0)
+    cfg = RNNConfig(vocab_size=50, model_type="gru", embed_dim=8, hidden_size=6, num_layers=1, dropout=0.0)
+    model = RecurrentClassifier(cfg, 2, "last", bidirectional=True).eval()
+    words = [5, 9, 14, 3]
+    summary = {}
+    model.head.register_forward_hook(lambda m, inputs, out: summary.update(x=inputs[0]))
+    model(torch.tensor([words + [0, 0]]))
+    backwards = model.read(model.rnn_backward, model.embedding(torch.tensor([words[::-1]])))  # (1, 4, 6)
+    forwards = model.read(model.rnn, model.embedding(torch.tensor([words])))
+    assert torch.allclose(summary["x"][0], torch.cat([forwards[0, -1], backwards[0, -1]]), atol=1e-6)
 
 
 def test_classifier_trains_above_chance_on_trec(tmp_path):

@@ -149,7 +149,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 # --------------------------------------------------------------------------- the encoder, classifying
 
 
-@pytest.mark.parametrize("pool", ["mean", "first"])
+@pytest.mark.parametrize("pool", ["mean", "max", "first"])
 def test_encoder_classifier_ignores_padding(pool):
     from stage4_transformer.model import EncoderClassifier, TransformerConfig
 
