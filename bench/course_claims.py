@@ -99,7 +99,7 @@ KV_CACHE_SAYS = "the KV cache makes generation at least 5x faster (GPT-2 124M sh
 
 def side_value(side: Side, metric: str, scale: float, train: bool, fresh: bool) -> tuple[float | None, str]:
     """The metric averaged over the side's seeds, and where it came from. None when a run is missing."""
-    values, notes, seconds = [], [], []
+    values, notes, seconds, steps = [], [], [], []
     for seed in side.seeds:
         metrics_path = side.run_dir(seed) / "metrics.json"
         if fresh or not metrics_path.exists():
@@ -116,10 +116,12 @@ def side_value(side: Side, metric: str, scale: float, train: bool, fresh: bool) 
         metrics = json.loads(metrics_path.read_text())
         values.append(scale * float(metrics[metric]))
         seconds.append(metrics.get("train_seconds") or 0.0)
+        steps.append(metrics.get("steps") or 0)
         if notes[-1] == "reused":
             notes[-1] = f"reused, {metrics.get('date', '?')[:10]}"
     spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    where_from = f"{statistics.mean(seconds):.0f} s of training; {'; '.join(sorted(set(notes)))}"
+    where_from = (f"{statistics.mean(steps):.0f} steps, {statistics.mean(seconds):.0f} s of training; "
+                  f"{'; '.join(sorted(set(notes)))}")
     return statistics.mean(values), f"{statistics.mean(values):.4g}{spread} ({where_from})"
 
 

@@ -93,10 +93,12 @@ class EncoderClassifierConfig(TransformerConfig, TrainConfig, TextColumns):
 CLASSIFIER_PRESETS: dict[str, dict] = {
     "tiny": dict(preset="tiny", d_model=32, n_heads=2, n_enc_layers=1, d_ff=64, dropout=0.0, batch_size=16,
                  max_steps=60, lr=3e-3, eval_interval=30, log_interval=10, warmup_steps=10),
-    # A first setting, not yet tuned against the targets (SST-2 >= 84.0 in <= 10 minutes on 2 cores).
+    # Tuned on SST-2 (the search and its scores: the stage README): one epoch, evaluated every 250 steps;
+    # a second epoch fits the training phrases better and the held-out sentences worse.
     "cpu": dict(preset="cpu", d_model=128, n_heads=4, n_enc_layers=2, d_ff=256, dropout=0.1, batch_size=64,
-                epochs=2, lr=1e-3, warmup_steps=200, weight_decay=0.01, eval_interval=0, log_interval=50,
-                by_dataset={"trec": dict(epochs=10), "sms_spam": dict(epochs=10, batch_size=16)}),
+                epochs=1, lr=1e-3, warmup_steps=200, weight_decay=0.01, eval_interval=250, log_interval=50,
+                by_dataset={"trec": dict(epochs=10, eval_interval=0),
+                            "sms_spam": dict(epochs=10, batch_size=16, eval_interval=0)}),
 }
 CLASSIFIER_PRESETS["gpu"] = {**CLASSIFIER_PRESETS["cpu"], "preset": "gpu", "d_model": 256, "n_heads": 8,
                              "n_enc_layers": 4, "d_ff": 1024, "epochs": 4}

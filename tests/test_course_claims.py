@@ -31,7 +31,7 @@ def test_verdicts_follow_the_recorded_numbers(tmp_path, monkeypatch, capsys):
     record(claim.other, 12.5)
     row = BENCH.row_of(BENCH.check_claim(claim, train=False, fresh=False))
     assert row["holds"] is True and row["gap"] == "+1.5 sacreBLEU"
-    assert "14 (0 s of training; reused, 2026-11-30)" in row["a"]
+    assert "14 (0 steps, 0 s of training; reused, 2026-11-30)" in row["a"]
     (claim.winner.run_dir(1337) / "metrics.json").write_text(json.dumps({"test_bleu": 11.0}))
     assert BENCH.check_claim(claim, train=False, fresh=False)["holds"] is False
     out = tmp_path / "claims.md"
