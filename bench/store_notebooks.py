@@ -1,6 +1,6 @@
 """Execute every stage's visualize.ipynb on the runs in runs/ and store it with its outputs.
 
-    make demo                      # the runs the notebooks read (~14 minutes on 2 CPU cores)
+    make demo                      # the runs the notebooks read (~16 minutes on 2 CPU cores)
     python bench/store_notebooks.py [--stages 1 5]
 
 A notebook trains whatever it reads that is missing (each says what, and how long, in its first
