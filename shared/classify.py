@@ -3,7 +3,7 @@ classifiers: the same words, the same batching and the same scores, so their tab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +67,14 @@ def score(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[i
     metrics = classification_metrics(labels, probs.argmax(-1).tolist(), probs.shape[-1])
     metrics["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), torch.tensor(labels)))
     return metrics
+
+
+def validation_scorer(data: WordData) -> Callable[[nn.Module], dict[str, float]]:
+    """The `evaluate` the training loop calls: loss and accuracy on the held-out part of train."""
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        val = score(model, data.encoded["val"], data.splits["val"].labels)
+        return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+    return evaluate
 
 
 @dataclass

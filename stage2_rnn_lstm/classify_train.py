@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
-from shared.classify import PaddedBatches, load_word_data, record_classifier, score
+from shared.classify import PaddedBatches, load_word_data, record_classifier, validation_scorer
 from shared.cli import parse_config, run_main
 from shared.devices import resolve_device
 from shared.records import command_for
@@ -46,9 +46,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ids, labels = batch
         return F.cross_entropy(m(ids), labels), len(labels)
 
-    def evaluate(m) -> dict[str, float]:
-        val = score(m, data.encoded["val"], data.splits["val"].labels)
-        return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+    evaluate = validation_scorer(data)
 
     extra = {"vocab": data.vocab.to_json(), "label_names": data.label_names, "stage": STAGE}
     result = train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
