@@ -56,7 +56,7 @@ demo: install  ## the quick tour: every stage on a quick run, then the tables (~
 	$(PY) -m stage2_rnn_lstm.generate --prompt "ROMEO:" --max_new_tokens 200
 	$(PY) -m stage3_attention_seq2seq.train --preset cpu --max_steps 200 --beam_size 3 --run_name multi30k-en-fr-quick --overwrite
 	$(PY) -m stage3_attention_seq2seq.translate "A man in a red shirt is riding a bike."
-	$(PY) -m stage4_transformer.train --preset cpu --max_minutes 0 --max_steps 320 --warmup_steps 100 --beam_size 3 --run_name multi30k-en-fr-quick --overwrite
+	$(PY) -m stage4_transformer.train --preset cpu --max_steps 320 --lr_schedule inverse_sqrt --warmup_steps 100 --eval_interval 0 --average_last 1 --beam_size 3 --run_name multi30k-en-fr-quick --overwrite
 	$(PY) -m stage4_transformer.translate "A man in a red shirt is riding a bike."
 	$(PY) bench/course_claims.py --only stage4_vs_stage3 --no_train
 	$(PY) -m stage5_gpt.train --preset cpu --overwrite
@@ -116,9 +116,10 @@ results: install  ## the benchmark runs behind the README numbers (hours on 2 co
 	for seed in 1337 1 2; do $(PY) -m stage5_gpt.train --preset cpu --seed $$seed || exit 1; done
 	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2
 	$(PY) bench/stage5_kv_cache.py
-	$(PY) -m stage3_attention_seq2seq.train --preset cpu
+	for seed in 1337 1 2; do $(PY) -m stage3_attention_seq2seq.train --preset cpu --seed $$seed || exit 1; done
 	$(PY) -m stage3_attention_seq2seq.train --preset cpu --attention_type none
-	$(PY) -m stage4_transformer.train --preset cpu
+	$(PY) bench/translation_step_time.py
+	for seed in 1337 1 2; do $(PY) -m stage4_transformer.train --preset cpu --seed $$seed || exit 1; done
 	$(MAKE) stage6-table
 	$(PY) -m shared.report
 
