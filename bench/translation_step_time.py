@@ -14,7 +14,6 @@ epochs take here, and what share of that time the Transformer's epochs take.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared.records import read_history  # noqa: E402
 from stage3_attention_seq2seq import train as stage3_train  # noqa: E402
 from stage3_attention_seq2seq.config import PRESETS as STAGE3_PRESETS  # noqa: E402
 from stage4_transformer import train as stage4_train  # noqa: E402
@@ -37,10 +37,12 @@ STAGES = {"stage 3 biGRU + attention": stage3_train, "stage 4 Transformer": stag
 
 def seconds_per_step(main, preset: str, steps: int, skip: int, out_dir: Path) -> float:
     """Train `steps` steps of a preset; the loop's recorded seconds from step `skip` to the end, per step."""
-    main(["--preset", preset, "--max_steps", str(steps), "--log_interval", str(skip), "--eval_interval", str(steps),
-          "--eval_pairs", "10", "--test_pairs", "10", "--beam_size", "1", "--out_dir", str(out_dir), "--overwrite"])
-    with open(out_dir / "history.csv") as f:
-        rows = {int(r["step"]): float(r["seconds"]) for r in csv.DictReader(f)}
+    record = main(["--preset", preset, "--max_steps", str(steps), "--log_interval", str(skip),
+                   "--eval_interval", str(steps), "--eval_pairs", "10", "--test_pairs", "10", "--beam_size", "1",
+                   "--out_dir", str(out_dir), "--overwrite"])
+    if record.get("interrupted"):
+        raise SystemExit("translation_step_time: stopped before the timed steps ended; nothing was written")
+    rows = {int(r["step"]): r["seconds"] for r in read_history(out_dir / "history.csv")}
     return (rows[steps] - rows[skip]) / (steps - skip)
 
 
