@@ -64,7 +64,7 @@ DEMO_STAGE3 = ("--preset", "cpu", "--max_steps", "200", "--beam_size", "3")
 # A Transformer step takes 0.6 of a GRU step on 2 cores (1.13 s against 1.86 s, measured in make demo),
 # so the same minutes are 320 Transformer steps against 200: counted in steps, a slower machine prints the
 # same numbers, only later. The schedule of the search in the stage 4 README (1/sqrt after 100 warmup
-# steps, one evaluation at the end), not the cpu preset's cosine over 4 epochs.
+# steps, one evaluation at the end), not the cpu preset's cosine over 4.5 epochs.
 DEMO_STAGE4 = ("--preset", "cpu", "--max_steps", "320", "--lr_schedule", "inverse_sqrt", "--warmup_steps", "100",
                "--eval_interval", "0", "--average_last", "1", "--beam_size", "3")
 LAST_BLOCK_SMS = ("--task", "sms_spam", "--trainable", "last_block")
