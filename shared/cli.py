@@ -137,6 +137,9 @@ def parse_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], argv: S
             values.update(table.get(current, {}))
         if "preset" in {f.name for f in dataclasses.fields(cls)}:
             values["preset"] = preset
+        # A preset that counts steps would silently ignore an explicit --epochs: the user's flag wins.
+        if "epochs" in given and "max_steps" not in given and values.get("max_steps"):
+            values["max_steps"] = 0
     values.update(given)
     try:
         return cls(**values)

@@ -50,7 +50,8 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "fp16", "off"] = field(
         default="auto", metadata={"help": "mixed precision; auto: bf16 (or fp16 + GradScaler) on CUDA, off elsewhere"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
-    epochs: int = field(default=1, metadata={"help": "passes over the training data (ignored when max_steps > 0)"})
+    epochs: int = field(default=1, metadata={
+        "help": "passes over the training data (ignored when max_steps > 0; alone, it replaces a preset's max_steps)"})
     max_steps: int = field(default=0, metadata={"help": "optimizer steps; 0 = derive from epochs"})
     max_minutes: float = field(default=0.0, metadata={
         "help": "stop once this much training time (evaluations excluded) has passed; 0 = no limit"})

@@ -37,6 +37,16 @@ def test_preset_tables_by_field_value_apply_before_the_flags():
     assert parse_config(Toy, presets, ["--mode", "b", "--lr", "0.7"]).lr == 0.7  # an explicit flag wins
 
 
+def test_an_explicit_epochs_flag_wins_over_a_presets_step_count():
+    from shared.train import TrainConfig
+
+    presets = {"cpu": {"max_steps": 2043, "epochs": 1}}
+    assert parse_config(TrainConfig, presets, []).max_steps == 2043
+    cfg = parse_config(TrainConfig, presets, ["--epochs", "2"])
+    assert (cfg.epochs, cfg.max_steps) == (2, 0)  # 2 epochs, not the preset's 2,043 steps
+    assert parse_config(TrainConfig, presets, ["--epochs", "2", "--max_steps", "10"]).max_steps == 10
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["--bogus", "1"], "unknown flag(s): --bogus 1"),
     (["--batch_size", "x"], "--batch_size takes an integer, not 'x'"),
