@@ -6,6 +6,7 @@ from typing import Literal
 import pytest
 
 from shared.cli import ConfigError, check, parse_config
+from shared.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,6 @@ def test_preset_tables_by_field_value_apply_before_the_flags():
 
 
 def test_an_explicit_epochs_flag_wins_over_a_presets_step_count():
-    from shared.train import TrainConfig
-
     presets = {"cpu": {"max_steps": 2043, "epochs": 1}}
     assert parse_config(TrainConfig, presets, []).max_steps == 2043
     cfg = parse_config(TrainConfig, presets, ["--epochs", "2"])
