@@ -20,10 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared.bpe import BPE, train_bpe_fast  # noqa: E402
-from shared.data import read_text, split_train_val_text  # noqa: E402
-from shared.gutenberg import load_splits  # noqa: E402
-from shared.tokenizers import gpt2_tokenizer  # noqa: E402
+from shared.course_data import split_train_val_text  # noqa: E402
+from shared.data_registry import read_text  # noqa: E402
+from stage5_gpt.bpe import BPE, gpt2_tokenizer, train_bpe_fast  # noqa: E402
+from stage5_gpt.gutenberg import load_splits  # noqa: E402
 
 SIZES = (2048, 4096, 8192, 16384)
 

@@ -36,7 +36,7 @@ TOKENS_PER_STEP = 12 * 64
 
 
 def run_nanogpt(checkout: Path, work: Path) -> dict:
-    from shared.data import data_file
+    from shared.data_registry import data_file
 
     copy = work / "nanoGPT"
     shutil.copytree(checkout, copy, ignore=shutil.ignore_patterns(".git"))
@@ -64,7 +64,8 @@ def score_nanogpt_checkpoint(checkpoint: Path, meta_path: Path) -> float:
     import numpy as np
     import torch
 
-    from shared.data import read_text, split_train_val_text
+    from shared.course_data import split_train_val_text
+    from shared.data_registry import read_text
     from stage5_gpt.data import score_tokens
     from stage5_gpt.model import GPT, GPTConfig
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from shared.data import LabeledTexts
+from shared.course_data import LabeledTexts
 from shared.metrics import classification_metrics
 from shared.records import write_json, write_metrics
 

@@ -10,9 +10,15 @@ Beam search keeps the `beam_size` best partial translations per sentence by tota
 A hypothesis that emits <eos> is finished and scored by log p / lp(length), with GNMT's length
 penalty lp(n) = ((5 + n) / 6) ** alpha (alpha = 0: raw log p, which favours short outputs). A
 sentence is done when it has `beam_size` finished hypotheses; the best of them is returned.
+
+Greedy decoding takes its step as an argument: `greedy_step` below is the reference, and stage 3's
+learner writes their own (stage3_attention_seq2seq/yours.py); the model's `parts.greedy_step` is
+what `greedy_step_of` hands it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -28,16 +34,24 @@ def greedy_step(model, prev: torch.Tensor, state, finished: torch.Tensor):
     return next_ids, state, finished | (next_ids == EOS_ID)
 
 
+def greedy_step_of(model) -> Callable:
+    """The greedy step a model was built with (stage 3's `Parts`: the learner's under --yours), or
+    the reference above for a model whose parts have none (stage 4's)."""
+    return getattr(getattr(model, "parts", None), "greedy_step", greedy_step)
+
+
 @torch.no_grad()
-def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, max_len: int) -> list[list[int]]:
-    """The most probable next token at every step, until <eos> (not included in the output)."""
+def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
+                  step: Callable = greedy_step) -> list[list[int]]:
+    """The most probable next token at every step, until <eos> (not included in the output);
+    `step(model, prev, state, finished)` is one step of it (greedy_step above, or another)."""
     state = model.decode_start(src, src_len)
     batch = src.size(0)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
     out = torch.zeros(batch, 0, dtype=torch.long, device=src.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     for _ in range(max_len):
-        prev, state, finished = greedy_step(model, prev, state, finished)  # (B,)
+        prev, state, finished = step(model, prev, state, finished)  # (B,)
         out = torch.cat([out, prev[:, None]], dim=1)  # (B, t)
         if finished.all():
             break

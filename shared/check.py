@@ -12,12 +12,12 @@ on random inputs with fixed seeds, values and gradients. This command prints one
                           masked position that leaked, a gradient), then a one-line hint
 
 and exits 0 only when every part passes. It only reads your file. Then
-`python -m stageN_x.train --yours` trains the real model with your parts swapped in.
+`python -m stageN_x.train --yours` trains the real model built with your parts: each stage's model.py
+has a `Parts` dataclass (the reference by default), and `Parts(**yours)` puts yours in its place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from shared.cli import UserError, parse_config, run_main
-from shared.data import REPO_ROOT
+from shared.data_registry import REPO_ROOT
 
 STAGES = {"1": "stage1_mlp", "2": "stage2_rnn_lstm", "3": "stage3_attention_seq2seq", "4": "stage4_transformer",
           "5": "stage5_gpt", "6": "stage6_finetune_cls"}
@@ -209,12 +209,11 @@ def report(stage: str, path: Path, results: list[Result], parts: list[Part]) -> 
 # --------------------------------------------------------------------------- --yours: train with your parts
 
 
-def use_yours(stage: str, file: str | Path | None = None) -> tuple[list[str], dict]:
-    """Swap your implemented parts into the stage's code (its checks.py knows where each goes); parts
-    still raising NotImplementedError keep the reference. Says which is which. Returns the names of
-    your parts and the settings that run them (e.g. the written-out attention instead of SDPA)."""
+def use_yours(stage: str, file: str | Path | None = None, doing: str = "training") -> dict[str, Callable]:
+    """Your implemented parts (passed or wrong) by name, read from your file; parts still raising
+    NotImplementedError are left out, so the model keeps the reference for them. Says which is which.
+    The caller builds the model with them: `Parts(**yours)` in the stage's model.py."""
     module, path = load_yours(stage, file)
-    checks = importlib.import_module(f"{stage}.checks")
     results = run_checks(stage, module, path)
     mine = [r.part for r in results if r.status in ("passed", "wrong")]
     if not mine:
@@ -222,35 +221,27 @@ def use_yours(stage: str, file: str | Path | None = None) -> tuple[list[str], di
                         f"python -m shared.check {stage.split('_')[0]}, then train with --yours.")
     for r in results:
         if r.status == "wrong":
-            print(f"warning: your {r.part} does not pass its check ({r.detail}); training with it anyway.")
-    settings = checks.install({name: getattr(module, name) for name in mine})
+            print(f"warning: your {r.part} does not pass its check ({r.detail}); {doing} with it anyway.")
     rest = [r.part for r in results if r.part not in mine]
-    print(f"--yours: training with your {', '.join(mine)}" + (f"; the reference {', '.join(rest)} "
-                                                              f"(not written yet)" if rest else ""))
-    return mine, settings
+    print(f"--yours: {doing} with your {', '.join(mine)}" + (f"; the reference {', '.join(rest)} "
+                                                             f"(not written yet)" if rest else ""))
+    return {name: getattr(module, name) for name in mine}
 
 
-def with_yours(cfg: Any, stage: str) -> tuple[Any, list[str]]:
-    """For a train command: (cfg, []) without --yours; with it, your parts swapped in (use_yours), cfg
-    updated with the settings that run them, and the names of your parts (recorded in metrics.json)."""
+def yours_settings(stage: str) -> dict[str, Any]:
+    """The settings that run the learner's code, from the stage's checks.py (e.g. {"fast": False}:
+    the cells written out in Python, which call your cells, instead of nn.LSTM)."""
+    return importlib.import_module(f"{stage}.checks").YOURS_SETTINGS
+
+
+def with_yours(cfg: Any, stage: str) -> tuple[Any, dict[str, Callable]]:
+    """For a train command: (cfg, {}) without --yours; with it, cfg with the settings that run your
+    code (the stage's checks.YOURS_SETTINGS) and your parts by name (use_yours), for the model to be
+    built with: `Parts(**yours)`. metrics.json records `sorted(yours)`."""
     if not cfg.yours:
-        return cfg, []
-    mine, settings = use_yours(stage, cfg.yours_file or None)
-    return dataclasses.replace(cfg, **settings), mine
-
-
-@contextlib.contextmanager
-def replaced(target: Any, **attributes: Any):
-    """Set attributes on a module or class for the duration of a block (the checks use it to run the
-    reference model with one of your parts inside)."""
-    saved = {name: getattr(target, name) for name in attributes}
-    for name, value in attributes.items():
-        setattr(target, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(target, name, value)
+        return cfg, {}
+    yours = use_yours(stage, cfg.yours_file or None)
+    return dataclasses.replace(cfg, **yours_settings(stage)), yours
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ writes files. Without torchrun every helper here is a no-op (rank 0 of a world o
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -49,6 +50,14 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def sync_gradients(model: nn.Module, last_micro_batch: bool):
+    """DDP averages the gradients across processes during backward; with gradient accumulation only
+    the last micro-batch of a step needs to (the others skip the exchange: no_sync)."""
+    if rank_world()[1] == 1 or last_micro_batch:
+        return contextlib.nullcontext()
+    return model.no_sync()
 
 
 def mean_over_processes(value: torch.Tensor) -> torch.Tensor:

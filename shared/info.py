@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from shared.data import REGISTRY, REPO_ROOT, data_roots
+from shared.data_registry import REGISTRY, REPO_ROOT, data_roots
 
 
 def found(path: str) -> Path | None:

@@ -20,11 +20,14 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.cli import UserError
-from shared.data import REPO_ROOT
+from shared.data_registry import REPO_ROOT
 from shared.runs import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -56,6 +59,15 @@ def write_history(path: Path, history: Sequence[dict[str, Any]]) -> None:
 def read_history(path: Path) -> list[dict[str, float]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def read_history_frame(path: Path) -> pd.DataFrame:
+    """history.csv as a pandas DataFrame, one row per logged step, one column per value. A value a row did
+    not log is NaN (log rows have train_loss, evaluation rows val_*): pick rows with, e.g.,
+    `history.dropna(subset=["val_loss"])`, then plot `rows["step"]` against `rows["val_loss"]`."""
+    import pandas as pd  # here, not at the top: pandas takes a while to import and training never needs it
+
+    return pd.read_csv(path, float_precision="round_trip")  # round_trip: each float exactly as it was written
 
 
 def plot_history(path: Path, history: Sequence[dict[str, Any]], title: str) -> None:
@@ -104,8 +116,16 @@ def machine_description(device: str) -> str:
     return f"{platform.machine()} CPU x{os.cpu_count()}"
 
 
+# The run record's schema: what every metrics.json holds (shared.report groups and labels runs by
+# these), then each task's scores. Written by shared.run.Run.record (and the sklearn baseline).
+RECORD_FIELDS = ("stage", "task", "model", "dataset", "preset", "params", "device", "train_seconds", "command")
+
+
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """metrics.json: the caller's metrics plus when, where and by which commit/command it ran."""
+    missing = [key for key in RECORD_FIELDS if key not in metrics]
+    if missing:
+        raise ValueError(f"a run record needs {', '.join(missing)}")  # a programming error, not the user's
     record = {
         **metrics,
         "run": run_dir.name,

@@ -1,21 +1,26 @@
 """Comparison tables from every recorded run: `python -m shared.report [--runs_dir runs] [--task classification]`.
 
-Reads runs/<stage>/<run>/metrics.json and prints one markdown table per task (classification:
+Reads every runs/<stage>/<run>/metrics.json into one pandas DataFrame (one row per run, one column
+per key of the run record) and prints one markdown table per task and data set (classification:
 accuracy / macro-F1; language models: perplexity; translation: sacreBLEU on detokenized text, and
 lowercased BLEU on tokens, "tok. BLEU"), also written to runs/report.md (runs/report-<task>.md with
---task). Runs that differ only in their seed are folded into one row, mean ± std.
+--task). Runs that differ only in their seed are folded into one row: mean ± std over the seeds, and
+the number of seeds ("seeds").
+
+The three steps, each a small function: `load_runs` (files -> DataFrame), `fold_seeds` (a groupby:
+one row per configuration), `render` (rows -> markdown, with `markdown_table`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import pandas as pd
 
 from shared.cli import UserError, parse_config, run_main
 
@@ -39,10 +44,28 @@ TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
 ]
 COMMON_HEAD = [("stage", "stage"), ("dataset", "dataset"), ("model", "model"), ("preset", "preset")]
 COMMON_TAIL = [("params", "params", "params"), ("train s", "train_seconds", "f1")]
+# Every number a table shows (the columns that get a mean ± std), then the other keys the report reads.
+SCORES = list(dict.fromkeys(key for _, _, columns in TABLES for _, key, _ in columns + COMMON_TAIL))
+LABELS = ["task", "stage", "dataset", "model", "preset", "run", "steps", "interrupted", "yours", "device",
+          "machine", "command"]
+# What a run trained, on what and how. Runs that agree on all of it differ only in their seed (their folder
+# names differ only in the -s<seed> ending) and share a row. An interrupted run (stopped before its last
+# step) or one with the learner's own parts (--yours) never shares a row with the others.
+SAME_CONFIGURATION = ["stage", "dataset", "model", "preset", "run_without_seed", "interrupted", "yours"]
 
 
-def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    runs = []
+def runs_table(records: pd.DataFrame | Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The runs as one DataFrame, one row per run. Every column the report reads is there (empty where no
+    run recorded it) and every score is a number (empty where a run has none, e.g. no test perplexity)."""
+    runs = pd.DataFrame(records)
+    runs = runs.reindex(columns=runs.columns.union([*LABELS, *SCORES], sort=False))
+    runs[SCORES] = runs[SCORES].apply(pd.to_numeric, errors="coerce")
+    return runs
+
+
+def load_runs(runs_dir: Path) -> pd.DataFrame:
+    """Every runs/<stage>/<run>/metrics.json, one row per run, one column per key of the run record."""
+    records = []
     for path in sorted(runs_dir.glob("*/*/metrics.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -50,12 +73,30 @@ def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
             print(f"warning: skipping unreadable {path}")
             continue
         record.setdefault("run", path.parent.name)
-        runs.append(record)
-    return runs
+        records.append(record)
+    return runs_table(records)
+
+
+def fold_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (SAME_CONFIGURATION), in the order the runs come. A row has the first
+    run's value of every column (the first recorded one), "seeds" (how many runs), and for every score
+    "<score> mean", "<score> std" (over the seeds, n - 1 in the denominator) and "<score> n" (how many
+    of the runs recorded it)."""
+    runs = runs_table(runs).assign(
+        run_without_seed=lambda r: r["run"].fillna("").astype(str).str.replace(r"-s\d+$", "", regex=True),
+        interrupted=lambda r: r["interrupted"].eq(True), yours=lambda r: r["yours"].eq(True))
+    groups = runs.groupby(SAME_CONFIGURATION, sort=False, dropna=False)  # dropna=False: a run without a preset
+    folded = groups.first()
+    folded["seeds"] = groups.size()
+    for score in SCORES:
+        folded[f"{score} mean"] = groups[score].mean()
+        folded[f"{score} std"] = groups[score].std()
+        folded[f"{score} n"] = groups[score].count()
+    return folded.reset_index()
 
 
 def _fmt(value: Any, kind: str) -> str:
-    if value is None:
+    if pd.isna(value):
         return ""
     if kind == "pct":
         return f"{100 * value:.2f}"
@@ -66,25 +107,29 @@ def _fmt(value: Any, kind: str) -> str:
     return f"{value:.{kind[1]}f}"
 
 
-def _cell(values: list[Any], kind: str) -> str:
-    values = [v for v in values if isinstance(v, (int, float))]
-    if not values:
-        return ""
-    if len(values) == 1 or kind == "params":
-        return _fmt(values[0], kind)
-    mean, std = statistics.fmean(values), statistics.stdev(values)
-    return f"{_fmt(mean, kind)} ± {_fmt(std, kind)}"
+def cell(row: pd.Series, key: str, kind: str) -> str:
+    """One cell of a folded row: a label as it is; a score as "mean ± std" over the seeds, or its one value."""
+    if kind == "s":
+        return "" if pd.isna(row[key]) else str(row[key])
+    if row[f"{key} n"] <= 1 or kind == "params":  # a model's size is the same for every seed: shown once
+        return _fmt(row[key], kind)
+    return f"{_fmt(row[f'{key} mean'], kind)} ± {_fmt(row[f'{key} std'], kind)}"
 
 
-def group_by_seed(runs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Runs with the same stage, data set, model and preset, differing only in seed, share a row.
-    Interrupted runs (Ctrl-C before the end) are never folded in with finished ones: they get their own row."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for run in runs:
-        key = (run.get("stage"), run.get("dataset"), run.get("model"), run.get("preset"),
-               re.sub(r"-s\d+$", "", run.get("run", "")), bool(run.get("interrupted")), bool(run.get("yours")))
-        groups.setdefault(key, []).append(run)
-    return list(groups.values())
+def model_marks(row: pd.Series) -> str:
+    """What the model column adds: (yours) for the learner's own parts, (interrupted) before its last step."""
+    marks = " (yours)" if row["yours"] else ""
+    if row["interrupted"]:
+        one_run = row["seeds"] == 1 and pd.notna(row["steps"]) and row["steps"]
+        marks += f" (interrupted at step {int(row['steps'])})" if one_run else " (interrupted)"
+    return marks
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table: the header, a |---| line, then one line per row, cells between | signs."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 DATASET_NOTES = {
@@ -95,36 +140,30 @@ DATASET_NOTES = {
 }
 
 
-def render(runs: Sequence[dict[str, Any]]) -> str:
+def render(runs: pd.DataFrame | Sequence[dict[str, Any]]) -> str:
     """One markdown table per task and data set, so every table compares models on the same data."""
+    runs = runs_table(runs)
     out = []
-    if runs:
-        machines = sorted({f"{r.get('device', '?').split(':')[0]}: {r['machine']}" for r in runs if r.get("machine")})
+    if len(runs):
+        known = runs.dropna(subset=["machine"])
+        machines = sorted({f"{str(device).split(':')[0]}: {machine}"
+                           for device, machine in zip(known["device"].fillna("?"), known["machine"])})
         out.append(f"Rendered {_dt.date.today().isoformat()} from {len(runs)} recorded runs "
                    f"(machines: {'; '.join(machines)}).\n")
     for title, task, columns in TABLES:
-        rows = [r for r in runs if r.get("task") == task]
-        for dataset in sorted({str(r.get("dataset")) for r in rows}):
-            subset = [r for r in rows if str(r.get("dataset")) == dataset]
-            cols = [(h, k, "s") for h, k in COMMON_HEAD if k != "dataset"] + columns + COMMON_TAIL + \
-                [("device", "device", "s")]
+        cols = [(h, k, "s") for h, k in COMMON_HEAD if k != "dataset"] + columns + COMMON_TAIL + \
+            [("device", "device", "s")]
+        task_runs = runs[runs["task"] == task]
+        for dataset in sorted(task_runs["dataset"].astype(str).unique()):
             out.append(f"### {title}: {dataset}\n")
             if dataset.split()[0] in DATASET_NOTES:
                 out.append(f"{DATASET_NOTES[dataset.split()[0]]}.\n")
-            out.append("| " + " | ".join(h for h, _, _ in cols) + " | seeds | command |")
-            out.append("|" + "---|" * (len(cols) + 2))
-            for group in group_by_seed(subset):
-                cells = []
-                for _, key, kind in cols:
-                    values = [r.get(key) for r in group]
-                    cells.append(str(values[0] or "") if kind == "s" else _cell(values, kind))
-                if group[0].get("yours"):  # trained with the learner's own parts (--yours)
-                    cells[cols.index(("model", "model", "s"))] += " (yours)"
-                if group[0].get("interrupted"):  # marked: it stopped before its last step
-                    at = f" at step {group[0].get('steps')}" if len(group) == 1 and group[0].get("steps") else ""
-                    cells[cols.index(("model", "model", "s"))] += f" (interrupted{at})"
-                command = group[0].get("command", "")
-                out.append("| " + " | ".join(cells) + f" | {len(group)} | `{command}` |")
+            rows = []
+            for _, row in fold_seeds(task_runs[task_runs["dataset"].astype(str) == dataset]).iterrows():
+                cells = [cell(row, key, kind) for _, key, kind in cols]
+                cells[1] += model_marks(row)  # the model column
+                rows.append([*cells, str(row["seeds"]), f"`{cell(row, 'command', 's')}`"])
+            out.append(markdown_table([header for header, _, _ in cols] + ["seeds", "command"], rows))
             out.append("")
     return "\n".join(out) if out else "No recorded runs yet: train a stage first (see README).\n"
 
@@ -142,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     runs_dir = Path(cfg.runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"{runs_dir} does not exist; train a stage first (e.g. python -m stage1_mlp.train).")
-    runs = [r for r in load_runs(runs_dir) if cfg.task in ("all", r.get("task"))]
+    runs = load_runs(runs_dir)
+    if cfg.task != "all":
+        runs = runs[runs["task"] == cfg.task]
     text = render(runs)
     print(text)
     (runs_dir / ("report.md" if cfg.task == "all" else f"report-{cfg.task}.md")).write_text(text, encoding="utf-8")

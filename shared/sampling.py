@@ -6,6 +6,9 @@ Used by stage 2 (RNN/LSTM generation) and stage 5 (GPT generation).
     top-k                       keep the k most likely tokens
     top-p                       keep the smallest set of most likely tokens whose probability >= p
     softmax, then sample        the tokens removed above get probability exactly 0
+
+The two filters below are the reference; the sampling functions take them as arguments, so stage
+5's GPT samples with the ones it was built with (its `Parts`: the learner's under --yours).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -45,7 +48,11 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+Filter = Callable[[torch.Tensor, Any], torch.Tensor]  # (logits (B, V), k or p) -> logits (B, V)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, top_k_filter: Filter = top_k_filter,
+                  top_p_filter: Filter = top_p_filter) -> torch.Tensor:
     """Set the logits of tokens outside the top-k and outside the nucleus to -inf. logits: (B, V)."""
     if 0 < top_k < logits.size(-1):
         logits = top_k_filter(logits, top_k)
@@ -54,19 +61,21 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
-                     top_p: float = 1.0) -> torch.Tensor:
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                     top_k_filter: Filter = top_k_filter, top_p_filter: Filter = top_p_filter) -> torch.Tensor:
     """The distribution the next token is drawn from. logits: (B, V) -> probs (B, V)."""
     logits = logits.float()
     if temperature == 0:  # greedy: all mass on the arg-max
         return torch.zeros_like(logits).scatter(-1, logits.argmax(-1, keepdim=True), 1.0)
-    return torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+    return torch.softmax(filter_logits(logits / temperature, top_k, top_p, top_k_filter, top_p_filter), dim=-1)
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw the next token id for each row. logits: (B, V) -> ids (B, 1)."""
-    probs = next_token_probs(logits, temperature, top_k, top_p)
+                generator: torch.Generator | None = None, top_k_filter: Filter = top_k_filter,
+                top_p_filter: Filter = top_p_filter) -> torch.Tensor:
+    """Draw the next token id for each row. logits: (B, V) -> ids (B, 1). The filters: the reference
+    above, or the ones a model was built with."""
+    probs = next_token_probs(logits, temperature, top_k, top_p, top_k_filter, top_p_filter)
     if temperature == 0:
         return probs.argmax(-1, keepdim=True)
     return torch.multinomial(probs, 1, generator=generator)  # (B, 1)

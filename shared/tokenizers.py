@@ -1,4 +1,4 @@
-"""Tokenizers: character and word vocabularies built from data, and GPT-2 BPE through tiktoken.
+"""Tokenizers: character and word vocabularies built from data (stage 5's BPE is in stage5_gpt/bpe.py).
 
 A `Vocab` maps tokens to ids. Ids 0-3 are always the special tokens, so every stage can rely on
 `PAD_ID == 0` (padding), `UNK_ID == 1` (unknown), `BOS_ID == 2` and `EOS_ID == 3` (sequence ends).
@@ -7,7 +7,6 @@ A `Vocab` maps tokens to ids. Ids 0-3 are always the special tokens, so every st
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -99,25 +98,3 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID, min_len:
     for row, seq in enumerate(sequences):
         out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
     return out
-
-
-def gpt2_tokenizer():
-    """GPT-2 BPE (tiktoken), offline: TIKTOKEN_CACHE_DIR points at the mirror unless the user's holds the files."""
-    import tiktoken
-
-    from shared.data import dataset_info
-
-    names = [Path(entry.path).name for entry in dataset_info("gpt2_bpe").files.values()]
-    user_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if not user_dir or not all((Path(user_dir) / name).is_file() for name in names):
-        from shared.data import data_file
-
-        paths = [data_file("gpt2_bpe", key) for key in ("vocab_bpe", "encoder_json")]
-        if paths[0].parent != paths[1].parent:
-            raise UserError("the two GPT-2 BPE files must sit in one folder; set TIKTOKEN_CACHE_DIR to it.")
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(paths[0].parent)
-    try:
-        return tiktoken.get_encoding("gpt2")
-    except Exception as err:  # tiktoken tries the network when its cache misses
-        raise UserError(f"cannot load the GPT-2 BPE files ({type(err).__name__}); set TIKTOKEN_CACHE_DIR "
-                        f"to a folder holding tiktoken's cached vocab.bpe and encoder.json.") from None

@@ -20,8 +20,11 @@ from typing import Literal
 
 import torch
 
+from shared.batching import EpochBatches
 from shared.cli import check
-from shared.data import DataError, EpochBatches, dataset_slug, load_fra_eng, load_multi30k
+from shared.course_data import load_fra_eng, load_multi30k
+from shared.data_registry import DataError
+from shared.own_data import dataset_slug
 from shared.tokenizers import BOS_ID, EOS_ID, Vocab, pad_batch
 from shared.train import TrainConfig
 

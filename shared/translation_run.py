@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.beam import beam_search, greedy_decode
+from shared.beam import beam_search, greedy_decode, greedy_step_of
 from shared.checkpoint import latest_run, load_checkpoint
 from shared.cli import UserError, check, config_from_dict, first_positional_as, parse_config
 from shared.devices import resolve_device
-from shared.records import command_for, write_metrics, write_results
+from shared.records import write_results
 from shared.runs import atomic_write, write_text
 from shared.tokenizers import BOS_ID, EOS_ID, PAD_ID, Vocab
 from shared.train import TrainResult, count_params
@@ -51,7 +51,7 @@ def translate_ids(model: nn.Module, src_ids: Sequence[Sequence[int]], beam_size:
         src, src_len = pad([src_ids[i] for i in chunk])
         src, src_len = src.to(device), src_len.to(device)
         if beam_size == 1:
-            ids = greedy_decode(model, src, src_len, max_len)
+            ids = greedy_decode(model, src, src_len, max_len, greedy_step_of(model))  # the model's own step
         else:
             ids = beam_search(model, src, src_len, beam_size, max_len, alpha)
         for i, hyp in zip(chunk, ids):
@@ -106,33 +106,26 @@ def checkpoint_extras(stage: str, model_config: Any, data: TranslationData) -> d
             "tgt_vocab": data.tgt_vocab.to_json(), "stage": stage}
 
 
-def score_and_record(stage: str, cfg: TranslationConfig, model: nn.Module, data: TranslationData,
-                     result: TrainResult, model_name: str, argv: Sequence[str] | None, **extra: Any) -> dict:
+def score_and_record(run, model: nn.Module, data: TranslationData, result: TrainResult, model_name: str,
+                     **extra: Any) -> dict:
     """After training (the model holds the weights to score): translate the test split greedily and
-    with beam search, write both hypothesis files and metrics.json, print the scores, return the record."""
-    run_dir = result.best_path.parent
+    with beam search, write both hypothesis files and the run record, print the scores, return the record."""
+    cfg = run.cfg
     started = time.perf_counter()
     greedy = score_split(model, data, "test", cfg, limit=cfg.test_pairs)
     greedy_seconds = time.perf_counter() - started
     beam = score_split(model, data, "test", cfg, beam_size=cfg.beam_size, limit=cfg.test_pairs)
     print_scores(f"{cfg.dataset} {cfg.direction} test", greedy, beam, cfg.beam_size)
-    write_hypotheses(run_dir, greedy, beam, cfg.beam_size)
-    record = write_metrics(run_dir, {
-        "stage": stage, "task": "translation", "model": model_name, "dataset": f"{cfg.dataset} {cfg.direction}",
-        "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model),
-        "device": str(next(model.parameters()).device), "steps": result.steps,
-        "train_seconds": round(result.train_seconds, 2), "tokens_per_sec": round(result.items_per_sec),
-        "interrupted": result.interrupted, "out_of_time": result.out_of_time,
-        "val_bleu": max((r.get("val_bleu", 0.0) for r in result.history), default=0.0),
-        "test_bleu": greedy["bleu"], "test_chrf": greedy["chrf"], "test_bleu_tok_lower": greedy["bleu_tok_lower"],
-        "test_bleu_beam": beam["bleu"], "test_chrf_beam": beam["chrf"],
-        "test_bleu_tok_lower_beam": beam["bleu_tok_lower"], "beam_size": cfg.beam_size,
-        "length_penalty": cfg.length_penalty, "greedy_decode_seconds": round(greedy_seconds, 2),
-        "test_pairs": len(greedy["hypotheses"]),
-        "bleu_signature": greedy["bleu_signature"], "chrf_signature": greedy["chrf_signature"], **extra,
-        "command": command_for(f"{stage}.train", argv),
-    })
-    print(f"({result.train_seconds:.0f} s of training)  -> {run_dir}")
+    write_hypotheses(run.dir, greedy, beam, cfg.beam_size)
+    record = run.record(
+        result, task="translation", model_name=model_name, dataset=f"{cfg.dataset} {cfg.direction}",
+        params=count_params(model), val_bleu=max((r.get("val_bleu", 0.0) for r in result.history), default=0.0),
+        test_bleu=greedy["bleu"], test_chrf=greedy["chrf"], test_bleu_tok_lower=greedy["bleu_tok_lower"],
+        test_bleu_beam=beam["bleu"], test_chrf_beam=beam["chrf"], test_bleu_tok_lower_beam=beam["bleu_tok_lower"],
+        beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, greedy_decode_seconds=round(greedy_seconds, 2),
+        test_pairs=len(greedy["hypotheses"]), bleu_signature=greedy["bleu_signature"],
+        chrf_signature=greedy["chrf_signature"], **extra)
+    print(f"({result.train_seconds:.0f} s of training)  -> {run.dir}")
     return record
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.baseline import record_baseline
+from shared.classification_data import check_classification_dataset, load_classification
 from shared.cli import check, parse_config, run_main
-from shared.data import TextColumns, check_classification_dataset, dataset_slug, load_classification
+from shared.own_data import TextColumns, dataset_slug
 from shared.records import command_for
-from stage1_mlp.config import DATASETS
 from stage1_mlp.train import STAGE
 
 
@@ -28,7 +28,7 @@ class BaselineConfig(TextColumns):
     out_dir: str = ""
 
     def __post_init__(self) -> None:
-        check_classification_dataset(self.dataset, DATASETS)
+        check_classification_dataset(self.dataset)
         check(1 <= self.ngrams <= 3, "--ngrams must be 1, 2 or 3")
         check(self.C > 0, "--C must be positive")
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shared.classification_data import CLASSIFICATION_DATASETS, check_classification_dataset
 from shared.cli import check
-from shared.data import TextColumns, check_classification_dataset
+from shared.own_data import TextColumns
 from shared.train import TrainConfig
-
-DATASETS = ("sst2", "trec", "ag_news", "sms_spam")
 
 
 @dataclass(frozen=True)
 class MLPConfig(TrainConfig, TextColumns):
     dataset: str = field(default="sst2", metadata={
-        "help": "sst2, trec, ag_news, sms_spam, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
+        "help": f"{', '.join(CLASSIFICATION_DATASETS)}, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
     ngrams: int = field(default=2, metadata={"help": "longest n-gram: 1 = words, 2 = + bigrams, 3 = + trigrams"})
     hash_buckets: int = field(default=1 << 18, metadata={"help": "embedding rows for the hashed n-grams (n >= 2)"})
     min_freq: int = field(default=1, metadata={"help": "words seen fewer times in train become <unk>"})
@@ -32,7 +31,7 @@ class MLPConfig(TrainConfig, TextColumns):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_classification_dataset(self.dataset, DATASETS)
+        check_classification_dataset(self.dataset)
         check(1 <= self.ngrams <= 3, "--ngrams must be 1, 2 or 3")
         check(self.hash_buckets >= 1, "--hash_buckets must be at least 1")
         check(self.min_freq >= 1, "--min_freq must be at least 1")

@@ -8,8 +8,8 @@ embedding table (the fastText trick: no n-gram vocabulary to store, collisions a
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from shared.tokenizers import UNK_ID, Vocab, word_tokenize
 
@@ -33,24 +33,33 @@ def bag_of_ngrams(words: Sequence[str], vocab: dict[str, int], ngrams: int, hash
     return ids or [UNK_ID]
 
 
+BagOfNgrams = Callable[[Sequence[str], dict[str, int], int, int], list[int]]  # bag_of_ngrams' signature
+
+
 @dataclass
 class NgramFeaturizer:
+    """Texts -> embedding rows: the vocabulary and n-gram settings, and the function that does it
+    (`bag_of_ngrams` above, or the learner's with --yours: model.Parts passes it in)."""
+
     vocab: Vocab
     ngrams: int
     hash_buckets: int
     lowercase: bool = True
+    bag_of_ngrams: BagOfNgrams = field(default=bag_of_ngrams, repr=False, compare=False)
 
     @classmethod
-    def fit(cls, texts: list[str], ngrams: int, hash_buckets: int, min_freq: int, lowercase: bool = True):
+    def fit(cls, texts: list[str], ngrams: int, hash_buckets: int, min_freq: int, lowercase: bool = True,
+            bag_of_ngrams: BagOfNgrams | None = None):
+        """The vocabulary of the training texts; bag_of_ngrams None: the reference."""
         vocab = Vocab.build((word_tokenize(t, lowercase) for t in texts), min_freq=min_freq)
-        return cls(vocab, ngrams, hash_buckets, lowercase)
+        return cls(vocab, ngrams, hash_buckets, lowercase, bag_of_ngrams or cls.bag_of_ngrams)
 
     @property
     def num_embeddings(self) -> int:
         return len(self.vocab) + (self.hash_buckets if self.ngrams > 1 else 0)
 
     def encode(self, text: str) -> list[int]:
-        return bag_of_ngrams(word_tokenize(text, self.lowercase), self.vocab.stoi, self.ngrams, self.hash_buckets)
+        return self.bag_of_ngrams(word_tokenize(text, self.lowercase), self.vocab.stoi, self.ngrams, self.hash_buckets)
 
     def features(self, text: str) -> list[str]:
         """The n-grams behind `encode(text)`, for inspecting which ones a model weighs most."""

@@ -8,15 +8,22 @@ With `sparse=True` the embedding's gradient only holds the rows a batch used, so
 accepts sparse gradients (Adagrad) updates a few thousand rows per step instead of all of them.
 Token dropout (as in Deep Averaging Networks, Iyyer et al. 2015) hides random n-grams during
 training, so the model cannot lean on any single one.
+
+`Parts` holds the two functions a learner writes in yours.py (`python -m shared.check stage1`):
+the model and the featurizer are built with them, the reference by default.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from shared.tokenizers import PAD_ID
+from stage1_mlp import data
 
 
 def masked_mean(embedded: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -27,11 +34,22 @@ def masked_mean(embedded: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return summed / mask.sum(dim=1).clamp(min=1)  # (B, D)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The functions the model is built from: `Parts()` is the reference, `Parts(**yours)` puts the
+    learner's (from yours.py, through --yours) on top. The featurizer turns texts into rows with
+    bag_of_ngrams; the teaching path of the model averages them with masked_mean."""
+
+    bag_of_ngrams: Callable[..., list[int]] = data.bag_of_ngrams
+    masked_mean: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = masked_mean
+
+
 class BagOfNgramsMLP(nn.Module):
     def __init__(self, num_embeddings: int, num_classes: int, embed_dim: int = 64, hidden_dim: int = 128,
                  num_layers: int = 1, dropout: float = 0.3, token_dropout: float = 0.0,
-                 embedding_bag: bool = True, sparse: bool = False):
+                 embedding_bag: bool = True, sparse: bool = False, parts: Parts | None = None):
         super().__init__()
+        self.parts = parts or Parts()
         self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=PAD_ID, sparse=sparse)
         self.embedding_bag = embedding_bag
         self.token_dropout = token_dropout
@@ -51,7 +69,7 @@ class BagOfNgramsMLP(nn.Module):
         if self.embedding_bag:
             return F.embedding_bag(ids, self.embedding.weight, mode="mean", padding_idx=PAD_ID,
                                    sparse=self.embedding.sparse)  # (B, D)
-        return masked_mean(self.embedding(ids), ids)  # (B, D)
+        return self.parts.masked_mean(self.embedding(ids), ids)  # (B, D)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self.training and self.token_dropout > 0:

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from shared.check import with_yours
+from shared.batching import EpochBatches
 from shared.checkpoint import load_checkpoint
-from shared.cli import parse_config, run_main
-from shared.data import EpochBatches, LabeledTexts, load_classification
-from shared.devices import resolve_device
+from shared.classification_data import load_classification
+from shared.cli import run_main
+from shared.course_data import LabeledTexts
 from shared.metrics import classification_metrics
-from shared.records import command_for, write_metrics
+from shared.run import Run, count_params
 from shared.tokenizers import pad_batch
-from shared.train import count_params, make_adamw, seed_everything, train
+from shared.train import make_adamw, train
 from stage1_mlp.config import PRESETS, MLPConfig
 from stage1_mlp.data import NgramFeaturizer
-from stage1_mlp.model import BagOfNgramsMLP
+from stage1_mlp.model import BagOfNgramsMLP, Parts
 
 STAGE = "stage1_mlp"
 
@@ -41,17 +41,18 @@ class Prepared:
         return self.splits["train"].label_names
 
 
-def prepare(cfg: MLPConfig, featurizer: NgramFeaturizer | None = None) -> Prepared:
+def prepare(cfg: MLPConfig, featurizer: NgramFeaturizer | None = None, parts: Parts | None = None) -> Prepared:
     splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed, cfg.text_column, cfg.label_column)
     featurizer = featurizer or NgramFeaturizer.fit(splits["train"].texts, cfg.ngrams, cfg.hash_buckets,
-                                                   cfg.min_freq, cfg.lowercase)
+                                                   cfg.min_freq, cfg.lowercase, (parts or Parts()).bag_of_ngrams)
     encoded = {name: [featurizer.encode(t) for t in split.texts] for name, split in splits.items()}
     return Prepared(splits, encoded, featurizer)
 
 
-def build_model(cfg: MLPConfig, num_embeddings: int, num_classes: int) -> BagOfNgramsMLP:
+def build_model(cfg: MLPConfig, num_embeddings: int, num_classes: int, parts: Parts | None = None) -> BagOfNgramsMLP:
     return BagOfNgramsMLP(num_embeddings, num_classes, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers,
-                          cfg.dropout, cfg.token_dropout, cfg.embedding_bag, sparse=cfg.optimizer == "adagrad")
+                          cfg.dropout, cfg.token_dropout, cfg.embedding_bag, sparse=cfg.optimizer == "adagrad",
+                          parts=parts)
 
 
 def build_optimizer(cfg: MLPConfig, model: BagOfNgramsMLP) -> torch.optim.Optimizer:
@@ -82,17 +83,14 @@ def score(model: BagOfNgramsMLP, encoded: Sequence[Sequence[int]], labels: Seque
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(MLPConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
-                       description="Train an MLP over bags of word n-grams.")
-    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
-    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    data = prepare(cfg)
+    run = Run.start(STAGE, MLPConfig, PRESETS, argv, "Train an MLP over bags of word n-grams.")
+    cfg, device = run.cfg, run.device
+    parts = Parts(**run.yours)  # the reference, with your parts on top under --yours
+    data = prepare(cfg, parts=parts)
     train_ids, train_labels = data.encoded["train"], torch.tensor(data.splits["train"].labels)
-    model = build_model(cfg, data.featurizer.num_embeddings, len(data.label_names)).to(device)
+    model = build_model(cfg, data.featurizer.num_embeddings, len(data.label_names), parts).to(device)
     print(f"{STAGE}: {cfg.dataset} ({len(train_ids)} train / {len(data.encoded['val'])} val / "
-          f"{len(data.encoded['test'])} test), {count_params(model):,} parameters, device {device}, run {run_dir}")
+          f"{len(data.encoded['test'])} test), {count_params(model):,} parameters, device {device}, run {run.dir}")
 
     batches = EpochBatches(len(train_ids), cfg.batch_size, cfg.seed)
 
@@ -110,25 +108,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
 
     extra = {"featurizer": data.featurizer.to_json(), "label_names": data.label_names}
-    result = train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
-                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra,
-                   optimizer=build_optimizer(cfg, model), select_by="val_accuracy")
+    result = train(model, build_optimizer(cfg, model), run, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra, select_by="val_accuracy",
+                   higher_is_better=True)
 
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     test = score(model, data.encoded["test"], data.splits["test"].labels)
     val = score(model, data.encoded["val"], data.splits["val"].labels)
     model_name = "MLP over a bag of words" if cfg.ngrams == 1 else f"MLP over 1-{cfg.ngrams}gram bag"
-    record = write_metrics(run_dir, {
-        "stage": STAGE, "yours": yours, "task": "classification", "model": model_name,
-        "dataset": cfg.dataset, "preset": cfg.preset, "seed": cfg.seed, "params": count_params(model),
-        "device": str(device), "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
-        "samples_per_sec": round(result.items_per_sec, 1), "val_accuracy": val["accuracy"],
-        "test_accuracy": test["accuracy"], "test_f1": test["f1"], "test_loss": test["loss"],
-        "test_confusion_matrix": test["confusion_matrix"], "interrupted": result.interrupted,
-        "command": command_for(f"{STAGE}.train", argv),
-    })
+    record = run.record(result, task="classification", model_name=model_name, params=count_params(model),
+                        val_accuracy=val["accuracy"], test_accuracy=test["accuracy"], test_f1=test["f1"],
+                        test_loss=test["loss"], test_confusion_matrix=test["confusion_matrix"])
     print(f"{cfg.dataset} held-out: accuracy {test['accuracy']:.4f}  macro-F1 {test['f1']:.4f}  "
-          f"(val accuracy {val['accuracy']:.4f}; {result.train_seconds:.1f} s of training)  -> {run_dir}")
+          f"(val accuracy {val['accuracy']:.4f}; {result.train_seconds:.1f} s of training)  -> {run.dir}")
     return record
 
 

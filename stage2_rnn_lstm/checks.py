@@ -2,7 +2,8 @@
 
 Each cell runs against PyTorch's own cell (nn.RNNCell, nn.GRUCell, nn.LSTMCell) with the same
 weights, and against the reference, on random inputs (fixed seeds): the new state and the gradients
-of everything it depends on. `install` swaps your parts into model.py and train.py for `train --yours`.
+of everything it depends on. `train --yours` builds the model with your parts (model.Parts) and
+trains each window with your tbptt_step, on the settings below.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import torch
 from torch import nn
 
 from shared.check import Part, Wrong, same, same_grads, seeded
-from stage2_rnn_lstm import model as reference
-from stage2_rnn_lstm import train as reference_train
-from stage2_rnn_lstm.model import RecurrentLM, RNNConfig
+from stage2_rnn_lstm.model import Parts, RecurrentLM, RNNConfig
 
 TORCH_CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
 
@@ -28,7 +27,7 @@ def _check_cell(kind: str, yours) -> None:
     x_proj = x @ cell.weight_ih.t() + cell.bias_ih  # (B, gates*H)
     got = yours(x_proj, state, cell.weight_hh, cell.bias_hh)
     theirs = cell(x, state)
-    expected = reference.CELLS[kind](x_proj, state, cell.weight_hh, cell.bias_hh)
+    expected = Parts().cell(kind)(x_proj, state, cell.weight_hh, cell.bias_hh)
     if kind == "lstm":
         if not (isinstance(got, tuple) and len(got) == 2):
             raise Wrong("return the pair (h', c')")
@@ -55,7 +54,7 @@ def check_tbptt_step(yours) -> None:
     if not (isinstance(result, tuple) and len(result) == 2):
         raise Wrong("return the pair (loss, hidden)")
     loss, hidden = result
-    ref_loss, ref_hidden = reference_train.tbptt_step(model, x, y, carried)
+    ref_loss, ref_hidden = Parts().tbptt_step(model, x, y, carried)
     same("the loss of a window that starts from the carried state", ref_loss, loss)
     if not (isinstance(hidden, tuple) and len(hidden) == 2):
         raise Wrong("an LSTM's hidden state is the pair (h, c), each (num_layers, B, H): return both")
@@ -69,7 +68,7 @@ def check_tbptt_step(yours) -> None:
                torch.autograd.grad(loss, params, allow_unused=True), [n for n, _ in model.named_parameters()])
     fresh = yours(model, x, y, None)[0]
     same("the loss of a window with no carried state (None: start from zeros)",
-         reference_train.tbptt_step(model, x, y, None)[0], fresh)
+         Parts().tbptt_step(model, x, y, None)[0], fresh)
 
 
 PARTS = [
@@ -83,13 +82,6 @@ PARTS = [
          "return hidden detached (h.detach() for each tensor of the state)"),
 ]
 
-
-def install(parts: dict) -> dict:
-    """Put your parts where model.py and train.py call them; returns the settings --yours trains with
-    (the cells written out in Python, which call your cells, instead of nn.LSTM)."""
-    for name, fn in parts.items():
-        if name == "tbptt_step":
-            reference_train.tbptt_step = fn
-        else:
-            reference.CELLS[name.removesuffix("_cell")] = fn
-    return {"fast": False}
+# The settings --yours trains with: the cells written out in Python, which call your cells, instead of
+# nn.LSTM (cuDNN).
+YOURS_SETTINGS = {"fast": False}

@@ -10,51 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn.functional as F
-
-from shared.check import with_yours
-from shared.checkpoint import load_checkpoint
-from shared.classify import PaddedBatches, load_word_data, record_classifier, validation_scorer
-from shared.cli import parse_config, run_main
-from shared.devices import resolve_device
-from shared.records import command_for
-from shared.train import count_params, make_adamw, seed_everything, train
+from shared.classify import load_word_data, train_classifier
+from shared.cli import run_main
+from shared.run import Run
+from shared.train import make_adamw
 from stage2_rnn_lstm.config import CLASSIFIER_PRESETS, ClassifierTrainConfig
-from stage2_rnn_lstm.model import RecurrentClassifier
+from stage2_rnn_lstm.model import Parts, RecurrentClassifier
 
 STAGE = "stage2_rnn_lstm"
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(ClassifierTrainConfig, CLASSIFIER_PRESETS, argv, prog=f"python -m {STAGE}.classify_train",
-                       description="Classify texts with a recurrent network reading the words in order.")
-    run_dir = cfg.checked_run_dir(STAGE)
-    cfg, yours = with_yours(cfg, STAGE)  # --yours: your cells from yours.py
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    run = Run.start(STAGE, ClassifierTrainConfig, CLASSIFIER_PRESETS, argv, module=f"{STAGE}.classify_train",
+                    description="Classify texts with a recurrent network reading the words in order.")
+    cfg = run.cfg
     data = load_word_data(cfg)
     model = RecurrentClassifier(cfg.model_config(len(data.vocab)), len(data.label_names), cfg.pool,
-                                cfg.bidirectional).to(device)
+                                cfg.bidirectional, Parts(**run.yours)).to(run.device)
     reads = "both ways" if cfg.bidirectional else "in order"
     model_name = f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} over words {reads}, {cfg.pool} pool"
-    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device)
-    batch_at = PaddedBatches(data.encoded["train"], data.splits["train"].labels, cfg.batch_size, cfg.seed, device)
-    print(f"{STAGE}: {model_name} on {cfg.dataset} ({data.sizes()}), {count_params(model):,} parameters, "
-          f"device {device}, run {run_dir}")
-
-    def loss_fn(m, batch):
-        ids, labels = batch
-        return F.cross_entropy(m(ids), labels), len(labels)
-
-    evaluate = validation_scorer(data)
-
-    extra = {"vocab": data.vocab.to_json(), "label_names": data.label_names, "stage": STAGE}
-    result = train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
-                   steps_per_epoch=batch_at.steps_per_epoch, extra_state=extra, optimizer=optimizer,
-                   select_by="val_accuracy")
-    model.load_state_dict(load_checkpoint(result.best_path)["model"])
-    return record_classifier(STAGE, cfg, run_dir, model, data, result, model_name, yours,
-                             command_for(f"{STAGE}.classify_train", argv))
+    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, run.device)
+    return train_classifier(run, model, data, optimizer, model_name)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from shared.classification_data import CLASSIFICATION_DATASETS, check_classification_dataset
 from shared.cli import check, model_config
-from shared.data import TextColumns, check_classification_dataset, dataset_slug
+from shared.own_data import TextColumns, dataset_slug
 from shared.train import TrainConfig
 from stage2_rnn_lstm.model import RNNConfig
 
@@ -70,16 +71,13 @@ PRESETS["gpu"] = {**PRESETS["cpu"], "preset": "gpu", "hidden_size": 1024, "num_l
                                                  max_steps=0, epochs=20, lr=2e-3, eval_interval=2000)}}
 
 
-CLASSIFICATION_DATASETS = ("sst2", "trec", "sms_spam", "ag_news")
-
-
 @dataclass(frozen=True)
 class ClassifierTrainConfig(RNNConfig, TrainConfig, TextColumns):
     """`python -m stage2_rnn_lstm.classify_train`: the recurrent layers reading words, then a classifier.
-    The same data sets and splits as stage 1 (shared.data.load_classification), so the two compare."""
+    The same data sets and splits as stage 1 (shared.classification_data.load_classification), so the two compare."""
 
     dataset: str = field(default="sst2", metadata={
-        "help": "sst2, trec, sms_spam, ag_news, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
+        "help": f"{', '.join(CLASSIFICATION_DATASETS)}, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
     pool: Literal["max", "mean", "last"] = field(default="max", metadata={
         "help": "how the outputs at every word become one vector: max, mean, or the last word's"})
     bidirectional: bool = field(default=False, metadata={
@@ -90,7 +88,7 @@ class ClassifierTrainConfig(RNNConfig, TrainConfig, TextColumns):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_classification_dataset(self.dataset, CLASSIFICATION_DATASETS)
+        check_classification_dataset(self.dataset)
         check(self.embed_dim >= 1 and self.hidden_size >= 1 and self.num_layers >= 1,
               "--embed_dim, --hidden_size and --num_layers must be at least 1")
         check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from shared.cli import UserError
-from shared.data import read_text, split_train_val_text
+from shared.course_data import split_train_val_text
+from shared.data_registry import read_text
 from shared.tokenizers import EOS, Vocab
 
 

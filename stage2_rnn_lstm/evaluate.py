@@ -17,7 +17,7 @@ from shared.cli import check, parse_config, run_main
 from shared.devices import resolve_device
 from shared.records import write_results
 from stage2_rnn_lstm.data import load_streams
-from stage2_rnn_lstm.model import CELLS
+from stage2_rnn_lstm.model import Parts
 from stage2_rnn_lstm.train import STAGE, lm_metrics, load_model, score
 
 
@@ -35,8 +35,8 @@ class EvalConfig:
 def lstm_gates(model, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """The first layer's gate activations at every step of one sequence idx (1, T), computed by the
     model's own cell equations from its weights (either path): LSTM -> input, forget, output gates;
-    GRU -> reset, update gates. Each (T, H)."""
-    rnn, cell = model.rnn, CELLS[model.cfg.model_type]
+    GRU -> reset, update gates. Each (T, H). The reference cells record them (a learner's cell need not)."""
+    rnn, cell = model.rnn, Parts().cell(model.cfg.model_type)
     state = model.init_hidden(1, idx.device)
     state = (state[0][0], state[1][0]) if model.cfg.model_type == "lstm" else state[0]  # layer 0: (1, H)
     record: list[dict[str, torch.Tensor]] = []

@@ -7,15 +7,21 @@ with dropout between layers. The parameters have PyTorch's names and layouts (`w
 `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, gates stacked in PyTorch's order), so a state dict moves
 between the teaching path and the fast path (`nn.RNN` / `nn.GRU` / `nn.LSTM`, `--fast`) unchanged;
 a test checks both give the same outputs and hidden states within 1e-5.
+
+`Parts` holds the functions a learner writes in yours.py (`python -m shared.check stage2`): the
+three cells, which the written-out layers call, and `tbptt_step`, one window of training, which
+train.py calls. The reference is the default.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shared.cli import derived
@@ -57,16 +63,46 @@ def lstm_cell(x_proj: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_
     return h, c  # (B, H), (B, H)
 
 
-CELLS = {"rnn": rnn_cell, "gru": gru_cell, "lstm": lstm_cell}
+def detach(hidden: Hidden) -> Hidden:
+    """Cut the graph at a batch boundary (truncated BPTT): keep the values, drop the history."""
+    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+
+
+def tbptt_step(model: RecurrentLM, x: torch.Tensor, y: torch.Tensor,
+               hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
+    """One window of truncated backpropagation through time: run the model over x (B, T) starting from
+    the state the previous window ended in, the mean cross-entropy against y (B, T), and the final
+    state detached: the next window starts from its values, but no gradient flows back past here."""
+    logits, hidden = model(x, hidden)  # (B, T, V)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    return loss, detach(hidden)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The functions the model is built from: `Parts()` is the reference, `Parts(**yours)` puts the
+    learner's (from yours.py, through --yours) on top. The written-out layers (`--no-fast`) call the
+    cell of their model_type; train.py trains each window with tbptt_step."""
+
+    rnn_cell: Callable[..., torch.Tensor] = rnn_cell
+    gru_cell: Callable[..., torch.Tensor] = gru_cell
+    lstm_cell: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lstm_cell
+    tbptt_step: Callable[..., tuple[torch.Tensor, Hidden]] = tbptt_step
+
+    def cell(self, model_type: str) -> Callable:
+        """The cell function of "rnn", "gru" or "lstm"."""
+        return {"rnn": self.rnn_cell, "gru": self.gru_cell, "lstm": self.lstm_cell}[model_type]
 
 
 class Recurrent(nn.Module):
     """A multi-layer recurrent network unrolled in Python, parameter for parameter like nn.RNN/GRU/LSTM
-    with batch_first=True."""
+    with batch_first=True; each step calls the cell of `parts` (the reference by default)."""
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float):
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
+                 parts: Parts | None = None):
         super().__init__()
         self.cell, self.hidden_size, self.num_layers, self.dropout = cell, hidden_size, num_layers, dropout
+        self.parts = parts or Parts()
         gates = GATES[cell] * hidden_size
         bound = 1 / math.sqrt(hidden_size)  # PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H))
         for layer in range(num_layers):
@@ -77,7 +113,7 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
         """x (B, T, input) and the initial hidden state -> outputs (B, T, H) and the final hidden state."""
-        step = CELLS[self.cell]
+        step = self.parts.cell(self.cell)  # rnn_cell, gru_cell or lstm_cell
         finals = []
         for layer in range(self.num_layers):
             w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
@@ -113,21 +149,21 @@ class RNNConfig:
         "help": "share embedding and output weights (needs embed_dim == hidden_size)"})
 
 
-def recurrent_layers(cfg: RNNConfig) -> nn.Module:
-    """nn.RNN / nn.GRU / nn.LSTM (--fast), or the same layers unrolled from the cells above (--no-fast)."""
+def recurrent_layers(cfg: RNNConfig, parts: Parts | None = None) -> nn.Module:
+    """nn.RNN / nn.GRU / nn.LSTM (--fast), or the same layers unrolled from the cells of `parts` (--no-fast)."""
     if cfg.fast:
         torch_class = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cfg.model_type]
         return torch_class(cfg.embed_dim, cfg.hidden_size, cfg.num_layers, batch_first=True,
                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
-    return Recurrent(cfg.model_type, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+    return Recurrent(cfg.model_type, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, parts)
 
 
 class RecurrentLM(nn.Module):
-    def __init__(self, cfg: RNNConfig):
+    def __init__(self, cfg: RNNConfig, parts: Parts | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.parts = cfg, parts or Parts()
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
-        self.rnn = recurrent_layers(cfg)
+        self.rnn = recurrent_layers(cfg, self.parts)
         self.drop = nn.Dropout(cfg.dropout)
         self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
@@ -162,11 +198,6 @@ class RecurrentLM(nn.Module):
             logits, hidden = self(next_id, hidden)
 
 
-def detach(hidden: Hidden) -> Hidden:
-    """Cut the graph at a batch boundary (truncated BPTT): keep the values, drop the history."""
-    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
-
-
 # --------------------------------------------------------------------------- the same cells, classifying
 
 
@@ -180,12 +211,13 @@ class RecurrentClassifier(nn.Module):
     a word also knows the words after it ("not" in "not at all good" is read after "good" too).
     """
 
-    def __init__(self, cfg: RNNConfig, num_classes: int, pool: str = "max", bidirectional: bool = False):
+    def __init__(self, cfg: RNNConfig, num_classes: int, pool: str = "max", bidirectional: bool = False,
+                 parts: Parts | None = None):
         super().__init__()
-        self.cfg, self.pool = cfg, pool
+        self.cfg, self.pool, self.parts = cfg, pool, parts or Parts()
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)  # <pad> = 0
-        self.rnn = recurrent_layers(cfg)
-        self.rnn_backward = recurrent_layers(cfg) if bidirectional else None
+        self.rnn = recurrent_layers(cfg, self.parts)
+        self.rnn_backward = recurrent_layers(cfg, self.parts) if bidirectional else None
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden_size * (2 if bidirectional else 1), num_classes)
 

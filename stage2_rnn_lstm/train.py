@@ -11,24 +11,22 @@ Truncated backpropagation through time: the hidden state is carried from each ba
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
 
-from shared.check import with_yours
-from shared.checkpoint import load_checkpoint, resume_checkpoint
-from shared.cli import UserError, parse_config, run_main
-from shared.devices import resolve_device
-from shared.metrics import TOP_K, next_token_accuracy, next_token_hits
-from shared.records import command_for, write_metrics
+from shared.checkpoint import load_checkpoint
+from shared.cli import UserError, run_main
+from shared.metrics import TOP_K, next_token_hits
+from shared.metrics import lm_metrics as shared_lm_metrics
+from shared.run import Run, count_params
 from shared.tokenizers import Vocab
-from shared.train import count_params, make_adamw, seed_everything, train
+from shared.train import make_adamw, train
 from stage2_rnn_lstm.config import PRESETS, RNNTrainConfig
 from stage2_rnn_lstm.data import ConsecutiveBatches, as_streams, load_streams
-from stage2_rnn_lstm.model import Hidden, RecurrentLM, RNNConfig, detach
+from stage2_rnn_lstm.model import Parts, RecurrentLM, RNNConfig
 
 STAGE = "stage2_rnn_lstm"
 
@@ -74,48 +72,29 @@ def score(model: RecurrentLM, ids: torch.Tensor, n_streams: int, max_tokens: int
 
 
 def lm_metrics(split: str, nats: float, tokens: int, vocab_type: str, hits: Sequence[int] = ()) -> dict[str, float]:
-    loss = nats / tokens
-    unit = "char" if vocab_type == "char" else "word"
-    out = {f"{split}_loss": loss, f"{split}_perplexity": math.exp(loss), f"{split}_bits_per_{unit}": loss / math.log(2),
-           **(next_token_accuracy(split, hits, tokens) if hits else {})}
-    if vocab_type == "char":
-        out[f"{split}_loss_per_char"] = loss
-    return out
-
-
-def tbptt_step(model: RecurrentLM, x: torch.Tensor, y: torch.Tensor,
-               hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
-    """One window of truncated backpropagation through time: run the model over x (B, T) starting from
-    the state the previous window ended in, the mean cross-entropy against y (B, T), and the final
-    state detached: the next window starts from its values, but no gradient flows back past here."""
-    logits, hidden = model(x, hidden)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-    return loss, detach(hidden)
+    """shared.metrics.lm_metrics for a model whose tokens are characters or words."""
+    return shared_lm_metrics(split, nats, tokens, unit=vocab_type, hits=hits,
+                             chars=tokens if vocab_type == "char" else 0)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(RNNTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
-                       description="Train an RNN / GRU / LSTM language model.")
-    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
-    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    run = Run.start(STAGE, RNNTrainConfig, PRESETS, argv, "Train an RNN / GRU / LSTM language model.")
+    cfg, device = run.cfg, run.device
     streams = load_streams(cfg.dataset, cfg.vocab_type, cfg.min_freq)
-    model = RecurrentLM(cfg.model_config(len(streams.vocab))).to(device)
+    parts = Parts(**run.yours)  # the reference, with your parts on top under --yours
+    model = RecurrentLM(cfg.model_config(len(streams.vocab)), parts).to(device)
     print(f"{STAGE}: {cfg.model_type} on {cfg.dataset} ({cfg.vocab_type}s: {len(streams.splits['train']):,} train / "
           f"{len(streams.splits['val']):,} val, vocab {len(streams.vocab):,}), {count_params(model):,} parameters, "
-          f"device {device}, run {run_dir}")
+          f"device {device}, run {run.dir}")
 
     batches = ConsecutiveBatches(streams.splits["train"], cfg.batch_size, cfg.seq_len, device)
     # The hidden state carried between batches. It is saved in every checkpoint (train() writes
     # extra_state as it is at that moment), so a resumed run continues with the state it stopped in.
-    carry = {"hidden": None}
-    if cfg.resume:
-        carry["hidden"] = resume_checkpoint(run_dir, required=("carry",), quiet=True)[1]["carry"]["hidden"]
+    carry = {"hidden": run.resumed["carry"]["hidden"] if run.resumed else None}
 
     def loss_fn(m, batch):
         x, y, starts_epoch = batch  # (B, T), (B, T): this window continues the previous one, row by row
-        loss, carry["hidden"] = tbptt_step(m, x, y, None if starts_epoch else carry["hidden"])
+        loss, carry["hidden"] = parts.tbptt_step(m, x, y, None if starts_epoch else carry["hidden"])
         return loss, y.numel()
 
     def evaluate(m) -> dict[str, float]:
@@ -123,25 +102,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return lm_metrics("val", nats, count, cfg.vocab_type, hits)
 
     extra = {"model_config": asdict(model.cfg), "vocab": streams.vocab.to_json(), "carry": carry, "stage": STAGE}
-    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
-                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra,
-                   optimizer=make_adamw(model, cfg.lr, cfg.weight_decay, device), item_name="tokens")
+    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device)
+    result = train(model, optimizer, run, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra, item_name="tokens")
 
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     scores: dict[str, float] = {}
     for split in [s for s in ("val", "test") if s in streams.splits]:
         nats, count, hits = score(model, streams.splits[split], cfg.eval_streams, cfg.final_tokens)  # 0: all
         scores.update(lm_metrics(split, nats, count, cfg.vocab_type, hits))
-    record = write_metrics(run_dir, {
-        "stage": STAGE, "yours": yours, "task": "language_model",
-        "model": f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} ({cfg.vocab_type})",
-        "dataset": cfg.dataset, "vocab_type": cfg.vocab_type, "model_type": cfg.model_type, "preset": cfg.preset,
-        "seed": cfg.seed, "params": count_params(model), "device": str(device), "steps": result.steps,
-        "train_seconds": round(result.train_seconds, 2), "tokens_per_sec": round(result.items_per_sec),
-        "interrupted": result.interrupted, **scores, "command": command_for(f"{STAGE}.train", argv),
-    })
+    record = run.record(result, task="language_model", params=count_params(model),
+                        model_name=f"{cfg.model_type.upper()} {cfg.num_layers}x{cfg.hidden_size} ({cfg.vocab_type})",
+                        vocab_type=cfg.vocab_type, model_type=cfg.model_type, **scores)
     shown = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
-    print(f"{cfg.model_type} on {cfg.dataset}: {shown}  ({result.train_seconds:.1f} s of training)  -> {run_dir}")
+    print(f"{cfg.model_type} on {cfg.dataset}: {shown}  ({result.train_seconds:.1f} s of training)  -> {run.dir}")
     return record
 
 

@@ -4,7 +4,7 @@ function below, then
     python -m shared.check stage2            # one line per part: passed / not implemented yet / wrong
     python -m stage2_rnn_lstm.train --yours  # the real model, trained with your parts
 
-The reference is in model.py and train.py; try without it first. Theory: docs/stage2_rnn_lstm.md
+The reference is in model.py; try without it first. Theory: docs/stage2_rnn_lstm.md
 (sections named below). Shapes: B batch, H hidden size, T time steps, V vocabulary.
 
 Every cell gets x_proj = W_ih x + b_ih already computed (for all time steps at once, one matmul), the

@@ -10,10 +10,15 @@
 `--attention_type` picks score(): bahdanau (additive: vᵀ tanh(W s + U h)), luong (multiplicative,
 Luong's "general": sᵀ W h), or none (c_t is the same fixed summary of the source at every step:
 the encoder-decoder of Cho et al. 2014, whose one vector is the bottleneck attention removes).
+
+`Parts` holds the functions a learner writes in yours.py (`python -m shared.check stage3`): the two
+scores' attention, which the model calls, and `greedy_step`, which greedy decoding calls
+(shared/beam.py, where stage 4 decodes with it too). The reference is the default.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from shared import beam
 from shared.cli import derived
 
 ATTENTION_TYPES = ("bahdanau", "luong", "none")
@@ -61,11 +67,23 @@ def multiplicative_attention(s: torch.Tensor, keys: torch.Tensor, values: torch.
     return torch.bmm(weights[:, None], values).squeeze(1), weights  # (B, E), (B, S)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The functions the model is built from: `Parts()` is the reference, `Parts(**yours)` puts the
+    learner's (from yours.py, through --yours) on top. The attention modules call the attention of
+    their score; greedy decoding (shared.beam.greedy_decode) takes greedy_step from here."""
+
+    additive_attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] = additive_attention
+    multiplicative_attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] = multiplicative_attention
+    greedy_step: Callable[..., tuple] = beam.greedy_step
+
+
 class AdditiveAttention(nn.Module):
     """The parameters of Bahdanau's score: W (for the decoder state), U (for the encoder states), v."""
 
-    def __init__(self, dec_hidden: int, enc_dim: int, attn_dim: int):
+    def __init__(self, dec_hidden: int, enc_dim: int, attn_dim: int, parts: Parts | None = None):
         super().__init__()
+        self.parts = parts or Parts()
         self.W = nn.Linear(dec_hidden, attn_dim, bias=False)
         self.U = nn.Linear(enc_dim, attn_dim)
         self.v = nn.Linear(attn_dim, 1, bias=False)
@@ -74,21 +92,22 @@ class AdditiveAttention(nn.Module):
         return self.U(enc)  # (B, S, A): does not depend on the decoding step
 
     def forward(self, s, keys, values, mask):
-        return additive_attention(s, keys, values, mask, self.W.weight, self.v.weight[0])
+        return self.parts.additive_attention(s, keys, values, mask, self.W.weight, self.v.weight[0])
 
 
 class MultiplicativeAttention(nn.Module):
     """The parameter of Luong's general score: W, mapping encoder states to the decoder's width."""
 
-    def __init__(self, dec_hidden: int, enc_dim: int):
+    def __init__(self, dec_hidden: int, enc_dim: int, parts: Parts | None = None):
         super().__init__()
+        self.parts = parts or Parts()
         self.W = nn.Linear(enc_dim, dec_hidden, bias=False)
 
     def keys(self, enc: torch.Tensor) -> torch.Tensor:
         return self.W(enc)  # (B, S, D)
 
     def forward(self, s, keys, values, mask):
-        return multiplicative_attention(s, keys, values, mask)
+        return self.parts.multiplicative_attention(s, keys, values, mask)
 
 
 class Encoder(nn.Module):
@@ -119,15 +138,15 @@ class DecoderState:
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, cfg: Seq2SeqConfig):
+    def __init__(self, cfg: Seq2SeqConfig, parts: Parts | None = None):
         super().__init__()
         if cfg.attention_type not in ATTENTION_TYPES:
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}")
-        self.cfg = cfg
+        self.cfg, self.parts = cfg, parts or Parts()
         enc_dim = 2 * cfg.enc_hidden
         self.encoder = Encoder(cfg)
-        self.attention = {"bahdanau": lambda: AdditiveAttention(cfg.dec_hidden, enc_dim, cfg.attn_dim),
-                          "luong": lambda: MultiplicativeAttention(cfg.dec_hidden, enc_dim),
+        self.attention = {"bahdanau": lambda: AdditiveAttention(cfg.dec_hidden, enc_dim, cfg.attn_dim, self.parts),
+                          "luong": lambda: MultiplicativeAttention(cfg.dec_hidden, enc_dim, self.parts),
                           "none": lambda: None}[cfg.attention_type]()
         self.embed = nn.Embedding(cfg.tgt_vocab, cfg.embed_dim, padding_idx=0)
         self.cell = nn.GRUCell(cfg.embed_dim + enc_dim, cfg.dec_hidden)

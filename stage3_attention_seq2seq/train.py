@@ -15,12 +15,11 @@ from collections.abc import Sequence
 
 import torch.nn.functional as F
 
-from shared.check import with_yours
 from shared.checkpoint import load_checkpoint
-from shared.cli import model_config, parse_config, run_main
-from shared.devices import resolve_device
+from shared.cli import model_config, run_main
+from shared.run import Run
 from shared.tokenizers import PAD_ID
-from shared.train import seed_everything, train
+from shared.train import make_adamw, train
 from shared.translation import PairBatches
 from shared.translation_run import (
     checkpoint_extras,
@@ -32,7 +31,7 @@ from shared.translation_run import (
     teacher_forced_loss,
 )
 from stage3_attention_seq2seq.config import PRESETS, Seq2SeqTrainConfig
-from stage3_attention_seq2seq.model import Seq2Seq, Seq2SeqConfig
+from stage3_attention_seq2seq.model import Parts, Seq2Seq, Seq2SeqConfig
 
 STAGE = "stage3_attention_seq2seq"
 MODEL_NAMES = {"bahdanau": "biGRU + Bahdanau attention", "luong": "biGRU + Luong attention",
@@ -45,17 +44,15 @@ def load_model(path: str, device):
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(Seq2SeqTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
-                       description="Train a GRU encoder-decoder with attention for translation.")
-    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
-    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    run = Run.start(STAGE, Seq2SeqTrainConfig, PRESETS, argv,
+                    "Train a GRU encoder-decoder with attention for translation.")
+    cfg = run.cfg
     data = prepare_data(cfg)
     mcfg = model_config(Seq2SeqConfig, cfg, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab))
-    model = Seq2Seq(mcfg).to(device)
-    print(describe(STAGE, cfg, data, model, run_dir))
-    batches = PairBatches(data, cfg.batch_size, cfg.seed, device)
+    model = Seq2Seq(mcfg, Parts(**run.yours)).to(run.device)  # your parts on top of the reference's (--yours)
+    print(describe(STAGE, cfg, data, model, run.dir))
+    batches = PairBatches(data, cfg.batch_size, cfg.seed, run.device)
+    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, run.device)
 
     def loss_fn(m, batch):
         src, src_len, tgt = batch  # (B, S), (B,), (B, T): tgt starts with <bos>, ends with <eos>
@@ -71,12 +68,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return {"val_loss": teacher_forced_loss(m, data, "val", cfg.eval_pairs),
                 "val_bleu": score_split(m, data, "val", cfg, limit=cfg.eval_pairs)["bleu"]}
 
-    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
+    result = train(model, optimizer, run, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate,
                    steps_per_epoch=batches.steps_per_epoch, extra_state=checkpoint_extras(STAGE, mcfg, data),
-                   item_name="tokens", select_by="val_bleu")
+                   item_name="tokens", select_by="val_bleu", higher_is_better=True)
 
     model.load_state_dict(load_checkpoint(result.best_path)["model"])  # the best by val BLEU
-    return score_and_record(STAGE, cfg, model, data, result, MODEL_NAMES[cfg.attention_type], argv, yours=yours)
+    return score_and_record(run, model, data, result, MODEL_NAMES[cfg.attention_type])
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from shared.classification_data import CLASSIFICATION_DATASETS, check_classification_dataset
 from shared.cli import check, model_config
-from shared.data import TextColumns, check_classification_dataset, dataset_slug
+from shared.own_data import TextColumns, dataset_slug
 from shared.train import TrainConfig
 from shared.translation import TranslationConfig
 from stage4_transformer.model import TransformerConfig
@@ -54,16 +55,13 @@ PRESETS: dict[str, dict] = {
 }
 
 
-CLASSIFICATION_DATASETS = ("sst2", "trec", "sms_spam", "ag_news")
-
-
 @dataclass(frozen=True)
 class EncoderClassifierConfig(TransformerConfig, TrainConfig, TextColumns):
     """`python -m stage4_transformer.classify_train`: the encoder alone, classifying texts. The same data
-    sets and splits as stage 1 (shared.data.load_classification), so the tables compare."""
+    sets and splits as stage 1 (shared.classification_data.load_classification), so the tables compare."""
 
     dataset: str = field(default="sst2", metadata={
-        "help": "sst2, trec, sms_spam, ag_news, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
+        "help": f"{', '.join(CLASSIFICATION_DATASETS)}, or your own: csv:PATH, json:PATH, parquet:PATH, hf:NAME"})
     pool: Literal["mean", "max", "first"] = field(default="mean", metadata={
         "help": "one vector from the outputs: mean or max over the words, or first (a <bos> summary position)"})
     min_freq: int = field(default=1, metadata={"help": "training words seen fewer times become <unk>"})
@@ -72,7 +70,7 @@ class EncoderClassifierConfig(TransformerConfig, TrainConfig, TextColumns):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_classification_dataset(self.dataset, CLASSIFICATION_DATASETS)
+        check_classification_dataset(self.dataset)
         check(min(self.d_model, self.n_heads, self.n_enc_layers, self.d_ff) >= 1,
               "--d_model, --n_heads, --n_enc_layers and --d_ff must be positive")
         check(self.d_model % self.n_heads == 0, f"--d_model ({self.d_model}) must be divisible by --n_heads "

@@ -10,19 +10,17 @@ shared.report` puts both stages in one BLEU table.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from shared.check import with_yours
 from shared.checkpoint import load_checkpoint, save_checkpoint
-from shared.cli import model_config, parse_config, run_main
-from shared.devices import resolve_device
+from shared.cli import model_config, run_main
+from shared.run import Run
 from shared.tokenizers import PAD_ID
-from shared.train import make_adamw, seed_everything, train
+from shared.train import make_adamw, train
 from shared.translation import PairBatches, TranslationData
 from shared.translation_run import (
     checkpoint_extras,
@@ -34,7 +32,7 @@ from shared.translation_run import (
     teacher_forced_loss,
 )
 from stage4_transformer.config import PRESETS, TransformerTrainConfig
-from stage4_transformer.model import Transformer, TransformerConfig
+from stage4_transformer.model import Parts, Transformer, TransformerConfig
 
 STAGE = "stage4_transformer"
 
@@ -46,18 +44,15 @@ def load_model(path: str, device):
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(TransformerTrainConfig, PRESETS, argv, prog=f"python -m {STAGE}.train",
-                       description="Train an encoder-decoder Transformer for translation.")
-    run_dir = cfg.checked_run_dir(STAGE)  # a run already there is refused now, not after the data is ready
-    cfg, yours = with_yours(cfg, STAGE)  # --yours: your parts from yours.py swapped in
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    run = Run.start(STAGE, TransformerTrainConfig, PRESETS, argv,
+                    "Train an encoder-decoder Transformer for translation.")
+    cfg = run.cfg
     data = prepare_data(cfg)
     mcfg = model_config(TransformerConfig, cfg, src_vocab=len(data.src_vocab), tgt_vocab=len(data.tgt_vocab))
-    model = Transformer(mcfg).to(device)
-    print(describe(STAGE, cfg, data, model, run_dir))
-    batches = PairBatches(data, cfg.batch_size, cfg.seed, device)
-    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device, betas=(0.9, 0.98))  # the paper's betas
+    model = Transformer(mcfg, Parts(**run.yours)).to(run.device)  # the reference, your parts on top (--yours)
+    print(describe(STAGE, cfg, data, model, run.dir))
+    batches = PairBatches(data, cfg.batch_size, cfg.seed, run.device)
+    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, run.device, betas=(0.9, 0.98))  # the paper's betas
 
     def loss_fn(m, batch):
         src, src_len, tgt = batch  # (B, S), (B,), (B, T): tgt starts with <bos>, ends with <eos>
@@ -68,24 +63,28 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                label_smoothing=cfg.label_smoothing)
         return loss, int((target != PAD_ID).sum())
 
-    recent: deque[dict[str, torch.Tensor]] = deque(maxlen=cfg.average_last)  # weights at the last evaluations
+    # The weights at the last --average_last evaluations, for checkpoint averaging at the end. They are
+    # part of every checkpoint (extra_state), so a resumed run averages the same weights.
+    recent: list[dict[str, torch.Tensor]] = run.resumed.get("recent_weights", []) if run.resumed else []
 
     def evaluate(m) -> dict[str, float]:
         if cfg.average_last > 1:
             recent.append({k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()})
+            del recent[:-cfg.average_last]
         return {"val_loss": teacher_forced_loss(m, data, "val", cfg.eval_pairs),
                 "val_bleu": score_split(m, data, "val", cfg, limit=cfg.eval_pairs)["bleu"]}
 
-    result = train(model, cfg, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate, run_dir=run_dir,
-                   steps_per_epoch=batches.steps_per_epoch, extra_state=checkpoint_extras(STAGE, mcfg, data),
-                   optimizer=optimizer, item_name="tokens", select_by="val_bleu")
+    extra = {**checkpoint_extras(STAGE, mcfg, data), "recent_weights": recent}
+    result = train(model, optimizer, run, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate,
+                   steps_per_epoch=batches.steps_per_epoch, extra_state=extra, item_name="tokens",
+                   select_by="val_bleu", higher_is_better=True)
 
     best = load_checkpoint(result.best_path)
     model.load_state_dict(best["model"])  # the best by val BLEU
     averaged = len(recent) > 1 and average_into_best(model, recent, best, result.best_path, data, cfg)
     layers = f"{cfg.n_enc_layers}+{cfg.n_dec_layers}L {cfg.d_model}d {'pre' if cfg.norm_first else 'post'}-LN"
-    return score_and_record(STAGE, cfg, model, data, result, f"Transformer {layers}", argv,
-                            checkpoint_average=len(recent) if averaged else 1, yours=yours)
+    return score_and_record(run, model, data, result, f"Transformer {layers}",
+                            checkpoint_average=len(recent) if averaged else 1)
 
 
 def average_into_best(model: Transformer, states: Sequence[dict[str, torch.Tensor]], best: dict, best_path: Path,

@@ -34,21 +34,22 @@ def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     raise NotImplementedError
 
 
-def multi_head_attention(query: torch.Tensor, key_value: torch.Tensor, mask: torch.Tensor | None,
-                         attn) -> torch.Tensor:
-    """Multi-head attention with the parameters of `attn`, a model.MultiHeadAttention (docs: "2. Multi-head attention")
+def multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                         n_heads: int, attend) -> torch.Tensor:
+    """n_heads attentions side by side, each on d / n_heads of the channels   (docs: "2. Multi-head attention")
 
-    query (B, T, d), key_value (B, S, d), mask as above (B, 1, T or 1, S)  ->  (B, T, d)
-      Q = attn.q_proj(query), K = attn.k_proj(key_value), V = attn.v_proj(key_value)   (each nn.Linear d -> d)
-      split each into attn.n_heads heads: (B, L, d) -> (B, h, L, dh)
-      head outputs: softmax(Q_h K_hᵀ / sqrt(dh)) V_h   (your scaled_dot_product_attention)
-      concatenate the heads back to (B, T, d) and apply attn.out_proj.
+    q (B, T, d), k and v (B, S, d): the queries, keys and values, already projected (X W^Q, X W^K, X W^V)
+    mask as above (B, 1, T or 1, S)  ->  (B, T, d), the heads concatenated (model.py applies W^O after)
+      split each of q, k, v into n_heads heads: (B, L, d) -> (B, h, L, dh)
+      out = attend(q_h, k_h, v_h, mask)   all heads at once, (B, h, T, dh): your scaled_dot_product_attention's
+                                          output (or F.scaled_dot_product_attention's, with --attention sdpa)
+      concatenate the heads back: (B, h, T, dh) -> (B, T, d)
     """
     raise NotImplementedError
 
 
-def encoder_layer(x: torch.Tensor, mask: torch.Tensor, layer) -> torch.Tensor:
-    """One pre-LN encoder layer with the modules of `layer` (a model.EncoderLayer)   (docs: "5. The layers")
+def encoder_layer(layer, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One pre-LN encoder layer: the forward of `layer`, a model.EncoderLayer   (docs: "5. The layers")
 
     x (B, S, d), mask (B, 1, 1, S) True at real tokens  ->  (B, S, d)
       x = x + layer.drop(layer.self_attn(h, h, mask))   with h = layer.norm1(x)

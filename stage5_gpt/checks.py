@@ -2,7 +2,7 @@
 
 Your function and the reference get the same random inputs (fixed seeds); values, masked positions,
 shapes and gradients are compared, and the attention also against F.scaled_dot_product_attention.
-`install` swaps your parts into model.py and shared/sampling.py for `train --yours` (and generation).
+`train --yours` (and `generate --yours`) builds the GPT with your parts (model.Parts), on the settings below.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from shared import sampling
 from shared.check import Part, Wrong, leaked, same, same_grads, seeded
 from stage5_gpt import model as reference
-from stage5_gpt.model import GPT, GPTConfig, causal_mask
+from stage5_gpt.model import GPT, GPTConfig, Parts, causal_mask
 
 
 def check_causal_self_attention(yours) -> None:
@@ -54,20 +54,14 @@ def check_kv_cache_update(yours) -> None:
         same(f"values after {new} more tokens", expected[1], got[1])
     # The whole model: generating with the cache must give the logits of running on the full text.
     seeded(1)
-    gpt = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=8, attention="manual")).eval()
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=8, attention="manual"),
+              Parts(kv_cache_update=yours)).eval()
     idx = torch.randint(0, 20, (2, 7))
     full, _ = gpt(idx)
     cache = reference.KVCache(2)
-    with _swapped(kv_cache_update=yours):
-        gpt(idx[:, :6], cache=cache)
-        last, _ = gpt(idx[:, 6:], cache=cache)
+    gpt(idx[:, :6], cache=cache)
+    last, _ = gpt(idx[:, 6:], cache=cache)
     same("the GPT's logits for token 7 read with your cache (vs reading all 7 tokens)", full[:, 6], last[:, 0])
-
-
-def _swapped(**parts):
-    from shared.check import replaced
-
-    return replaced(reference, **parts)
 
 
 def check_top_k_filter(yours) -> None:
@@ -131,10 +125,6 @@ PARTS = [
          "with std 0.02 / sqrt(2 * n_layer)"),
 ]
 
-
-def install(parts: dict) -> dict:
-    """Put your parts where model.py and shared/sampling.py call them; returns the settings --yours
-    trains with (the written-out attention, which calls your causal_self_attention)."""
-    for name, fn in parts.items():
-        setattr(sampling if name in ("top_k_filter", "top_p_filter") else reference, name, fn)
-    return {"attention": "manual"}
+# The settings --yours trains with: the written-out attention, which calls your causal_self_attention,
+# instead of F.scaled_dot_product_attention.
+YOURS_SETTINGS = {"attention": "manual"}

@@ -2,8 +2,8 @@
 
     Tiny Shakespeare     characters, first 90% train / last 10% val (the split stage 2 uses)
     WikiText-2           GPT-2 BPE, train / valid / test as shipped
-    gutenberg_children   506 storybooks, split by work (shared/gutenberg.py); a byte-level BPE learned
-                         on its train split (shared/bpe.py, --vocab_size, 8192 by default)
+    gutenberg_children   506 storybooks, split by work (stage5_gpt/gutenberg.py); a byte-level BPE learned
+                         on its train split (stage5_gpt/bpe.py, --vocab_size, 8192 by default)
     the-verdict, --text_file PATH   GPT-2 BPE (or --tokenizer char / bpe), 90/10 split
 
 Documents (books) are separated by <|endoftext|> where the tokenizer has it. Training batches are
@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.bpe import BPE, train_bpe_fast
 from shared.cli import UserError
-from shared.data import cache_dir, data_file, file_checksum, read_text, split_train_val_text
+from shared.course_data import split_train_val_text
+from shared.data_registry import cache_dir, data_file, file_checksum, read_text
 from shared.metrics import TOP_K, next_token_hits
 from shared.records import write_json
 from shared.runs import atomic_write
-from shared.tokenizers import Vocab, gpt2_tokenizer
+from shared.tokenizers import Vocab
+from stage5_gpt.bpe import BPE, gpt2_tokenizer, train_bpe_fast
 
 GPT2_VOCAB = 50257
 GPT2_EOT = 50256  # <|endoftext|>
@@ -36,7 +37,7 @@ DEFAULT_BPE_VOCAB = 8192
 
 class Tokenizer:
     """Characters (a Vocab built on the training text), GPT-2's BPE, or a BPE learned on the training
-    text (shared/bpe.py), behind one encode / decode. `eot` is the end-of-text id, or None (characters)."""
+    text (stage5_gpt/bpe.py), behind one encode / decode. `eot` is the end-of-text id, or None (characters)."""
 
     def __init__(self, kind: str, vocab: Vocab | None = None, bpe: BPE | None = None):
         self.kind, self.vocab, self.bpe = kind, vocab, bpe
@@ -138,7 +139,7 @@ def _documents(dataset: str, text_file: str) -> dict[str, list[str]]:
         keys = {"train": "train", "val": "valid", "test": "test"}
         return {split: [read_text("wikitext2", key)] for split, key in keys.items()}
     if dataset == "gutenberg_children":
-        from shared.gutenberg import load_splits
+        from stage5_gpt.gutenberg import load_splits
 
         return load_splits()
     text = _read_text_file(text_file) if dataset == "text_file" else read_text(dataset)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from shared.cli import UserError
-from stage5_gpt.model import GPT, GPTConfig
+from stage5_gpt.model import GPT, GPTConfig, Parts
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
@@ -36,8 +36,9 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
                         f"download the model folder again.") from None
 
 
-def load_hf_gpt2(folder: str | Path, dropout: float = 0.0, attention: str = "sdpa") -> GPT:
-    """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors/pytorch_model.bin)."""
+def load_hf_gpt2(folder: str | Path, dropout: float = 0.0, attention: str = "sdpa", parts: Parts | None = None) -> GPT:
+    """A GPT with the weights of a Hugging Face GPT-2 folder (config.json + model.safetensors/pytorch_model.bin),
+    built with `parts` (None: the reference)."""
     folder = Path(folder)
     if not is_hf_folder(folder):
         raise UserError(f"{folder} is not a Hugging Face GPT-2 folder (config.json plus model.safetensors or "
@@ -51,7 +52,7 @@ def load_hf_gpt2(folder: str | Path, dropout: float = 0.0, attention: str = "sdp
     cfg = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
                     n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=True, attention=attention,
                     gelu=gelu)
-    model = GPT(cfg)
+    model = GPT(cfg, parts)
     ours = model.state_dict()
     theirs = {}
     for key, tensor in _read_weights(folder).items():
@@ -122,14 +123,14 @@ def export_hf_tokenizer(tokenizer, folder: str | Path, context: int) -> Path:
     (the merges, earliest first). Characters become a `tokenizers` word-level model over single
     characters, in tokenizer.json.
     """
-    from shared.bpe import EOT, bytes_to_unicode
     from shared.tokenizers import UNK
+    from stage5_gpt.bpe import EOT, bytes_to_unicode
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     settings = {"model_max_length": context, "clean_up_tokenization_spaces": False}
     if tokenizer.kind == "gpt2":
-        from shared.data import data_file
+        from shared.data_registry import data_file
 
         (folder / "vocab.json").write_bytes(data_file("gpt2_bpe", "encoder_json").read_bytes())
         (folder / "merges.txt").write_bytes(data_file("gpt2_bpe", "vocab_bpe").read_bytes())

@@ -9,12 +9,16 @@ load by copying tensors (see hf.py). The teaching path computes attention by han
 path calls `F.scaled_dot_product_attention` (flash attention on GPUs); a test checks they agree.
 Options from later models sit behind flags: RoPE positions, RMSNorm, SwiGLU MLP.
 A KV cache makes generation cost O(T) per new token instead of O(T^2).
+
+`Parts` holds the functions a learner writes in yours.py (`python -m shared.check stage5`): the
+written-out attention, the cache update, the initialisation, and the two sampling filters (whose
+reference is in shared/sampling.py, as stage 2 samples with them too). The reference is the default.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared import sampling
 from shared.cli import derived
-from shared.sampling import sample_next
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ def kv_cache_update(past: tuple[torch.Tensor, torch.Tensor] | None, k: torch.Ten
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, one (k, v) pair per layer, each (B, nh, T, hd)."""
+    """Keys and values of the tokens seen so far, one (k, v) pair per layer, each (B, nh, T, hd);
+    each attention layer appends its new ones with kv_cache_update."""
 
     def __init__(self, n_layer: int):
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
@@ -101,10 +106,6 @@ class KVCache:
     @property
     def length(self) -> int:
         return 0 if self.layers[0] is None else self.layers[0][0].size(2)
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.layers[layer] = kv_cache_update(self.layers[layer], k, v)
-        return self.layers[layer]
 
 
 def causal_self_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,10 +128,10 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig, layer: int):
+    def __init__(self, cfg: GPTConfig, layer: int, parts: Parts | None = None):
         super().__init__()
         assert cfg.n_embd % cfg.n_head == 0, "n_embd must be divisible by n_head"
-        self.cfg, self.layer = cfg, layer
+        self.cfg, self.layer, self.parts = cfg, layer, parts or Parts()
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
@@ -148,10 +149,11 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:
-            k, v = cache.update(self.layer, k, v)  # (B, nh, S, hd), S = past + T
+        if cache is not None:  # the earlier tokens' keys and values, then these
+            cache.layers[self.layer] = self.parts.kv_cache_update(cache.layers[self.layer], k, v)
+            k, v = cache.layers[self.layer]  # (B, nh, S, hd), S = past + T
         if self.cfg.attention == "manual" or attention_maps is not None:
-            y, weights = causal_self_attention(q, k, v)  # (B, nh, T, hd)
+            y, weights = self.parts.causal_self_attention(q, k, v)  # (B, nh, T, hd)
             if self.training and self.cfg.dropout > 0:
                 y = self.attn_dropout(weights) @ v  # attention dropout: some weights zeroed, the rest scaled up
             if attention_maps is not None:
@@ -185,10 +187,10 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig, layer: int):
+    def __init__(self, cfg: GPTConfig, layer: int, parts: Parts | None = None):
         super().__init__()
         self.ln_1 = make_norm(cfg)
-        self.attn = CausalSelfAttention(cfg, layer)
+        self.attn = CausalSelfAttention(cfg, layer, parts)
         self.ln_2 = make_norm(cfg)
         self.mlp = MLP(cfg)
 
@@ -212,14 +214,28 @@ def init_gpt2(model: GPT) -> None:
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * model.cfg.n_layer))
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The functions the model is built from: `Parts()` is the reference, `Parts(**yours)` puts the
+    learner's (from yours.py, through --yours) on top. The attention layers call causal_self_attention
+    (on the written-out path, --attention manual) and kv_cache_update; the GPT initialises itself with
+    init_gpt2 and samples (`generate`) with the two filters."""
+
+    causal_self_attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] = causal_self_attention
+    kv_cache_update: Callable[..., tuple[torch.Tensor, torch.Tensor]] = kv_cache_update
+    top_k_filter: Callable[[torch.Tensor, int], torch.Tensor] = sampling.top_k_filter
+    top_p_filter: Callable[[torch.Tensor, float], torch.Tensor] = sampling.top_p_filter
+    init_gpt2: Callable[[nn.Module], None] = init_gpt2
+
+
 class GPT(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig, parts: Parts | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.parts = cfg, parts or Parts()
         modules = dict(
             wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
             drop=nn.Dropout(cfg.dropout),
-            h=nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer)),
+            h=nn.ModuleList(Block(cfg, i, self.parts) for i in range(cfg.n_layer)),
             ln_f=make_norm(cfg),
         )
         if cfg.position == "learned":
@@ -227,7 +243,7 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(modules)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying: one matrix reads and writes tokens
-        init_gpt2(self)
+        self.parts.init_gpt2(self)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameters; position embeddings are left out by default, as in the scaling-law papers."""
@@ -293,6 +309,7 @@ class GPT(nn.Module):
                 logits, _ = self(idx[:, -keep:], cache=cache)
             else:
                 logits, _ = self(idx[:, -1:], cache=cache)  # (B, 1, V)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+            next_id = sampling.sample_next(logits[:, -1, :], temperature, top_k, top_p, generator,
+                                           self.parts.top_k_filter, self.parts.top_p_filter)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
             yield next_id

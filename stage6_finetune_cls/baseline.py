@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.baseline import record_baseline
+from shared.classification_data import check_classification_dataset, load_classification
 from shared.cli import check, parse_config, run_main
-from shared.data import TextColumns, check_classification_dataset, dataset_slug, load_classification
+from shared.own_data import TextColumns, dataset_slug
 from shared.records import command_for
 from stage6_finetune_cls.config import TASKS
 from stage6_finetune_cls.train import STAGE

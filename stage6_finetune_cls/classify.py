@@ -12,7 +12,7 @@ from typing import Literal
 
 from shared.checkpoint import latest_run
 from shared.cli import check, first_positional_as, parse_config, run_main
-from shared.data import LabeledTexts
+from shared.course_data import LabeledTexts
 from shared.devices import resolve_device
 from stage6_finetune_cls.data import encode_split
 from stage6_finetune_cls.evaluate import load_classifier

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from shared.classification_data import check_classification_dataset
 from shared.cli import check, derived
-from shared.data import TextColumns, check_classification_dataset, dataset_slug
+from shared.own_data import TextColumns, dataset_slug
 from shared.train import TrainConfig
 
 # The stage 5 run this stage starts from unless told otherwise: the `cpu` preset pretrained on the
@@ -34,9 +35,9 @@ class FinetuneConfig(TrainConfig, TextColumns):
     max_length: int = field(default=0, metadata={"help": "tokens per message; 0 = the longest train message "
                                                          "(cut to the model's context)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout inside the GPT while finetuning"})
-    random_shape: str = field(default="4,4,256,128", metadata={
-        "help": "n_layer,n_head,n_embd,block_size of --init_from random when no pretrained model is there "
-                "to copy the shape from"})
+    random_shape: str = field(default="pretrained", metadata={
+        "help": "the shape of --init_from random: pretrained (the pretrained model's shape and tokenizer, "
+                "weights drawn afresh: the ablation), or n_layer,n_head,n_embd,block_size with GPT-2's BPE"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", self.task)  # the record's data set: what the report groups by
@@ -47,8 +48,9 @@ class FinetuneConfig(TrainConfig, TextColumns):
         check(self.max_length >= 0, "--max_length must be >= 0")
         check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
         parts = self.random_shape.split(",")
-        check(len(parts) == 4 and all(p.strip().isdigit() and int(p) > 0 for p in parts),
-              "--random_shape must be four positive integers: n_layer,n_head,n_embd,block_size")
+        check(self.random_shape == "pretrained" or (len(parts) == 4 and all(p.strip().isdigit() and int(p) > 0
+                                                                            for p in parts)),
+              "--random_shape must be pretrained or four positive integers: n_layer,n_head,n_embd,block_size")
 
     @property
     def init_name(self) -> str:

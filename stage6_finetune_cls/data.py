@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from shared.data import EpochBatches, LabeledTexts, load_classification
+from shared.batching import EpochBatches
+from shared.classification_data import load_classification
+from shared.course_data import LabeledTexts
 from stage5_gpt.data import Tokenizer
 
 

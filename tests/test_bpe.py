@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from shared.bpe import BPE, train_bpe, train_bpe_fast
-from shared.data import REGISTRY, data_file, read_text
-from shared.gutenberg import assign_works, manifest, strip_gutenberg, unwrap, work_key
+from shared.data_registry import REGISTRY, data_file, read_text
+from stage5_gpt.bpe import BPE, train_bpe, train_bpe_fast
+from stage5_gpt.gutenberg import assign_works, manifest, strip_gutenberg, unwrap, work_key
 
 MANY_SCRIPTS = ["Hello, world!  Two  spaces.", "naïve café — “quotes”", "你好，世界。没有空格的中文句子。",
                 "Здравствуй, мир", "مرحبا بالعالم", "नमस्ते दुनिया", "🙂👍🏽 emoji and ZWJ 👩‍👩‍👧", "tabs\tand\r\nCRLF",

@@ -1,15 +1,18 @@
 """The build-it-yourself checker: it passes the reference, fails the untouched stubs, catches the
 classic mistakes with a message that says what differs, and `--yours` trains exactly like the
-reference when given the reference's code."""
+reference when given the reference's code. The learner's parts reach the model as `Parts`: a model
+built with one part that raises fails on the path that part is written for, and `--yours` runs
+the learner's code (stage 2's tbptt_step in training, stage 5's filters in generate)."""
 
 import hashlib
+import importlib
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import last_line, run_cli
 
-from shared import beam, sampling
 from shared.check import STAGES, load_yours, run_checks, stage_parts
 from shared.check import main as check_main
 from shared.cli import UserError
@@ -18,8 +21,7 @@ from shared.records import read_history
 # A file "with the reference copied in": each stage's parts, imported from where the stage defines them.
 REFERENCE = {
     "stage1_mlp": "from stage1_mlp.data import bag_of_ngrams\nfrom stage1_mlp.model import masked_mean\n",
-    "stage2_rnn_lstm": "from stage2_rnn_lstm.model import gru_cell, lstm_cell, rnn_cell\n"
-                       "from stage2_rnn_lstm.train import tbptt_step\n",
+    "stage2_rnn_lstm": "from stage2_rnn_lstm.model import gru_cell, lstm_cell, rnn_cell, tbptt_step\n",
     "stage3_attention_seq2seq": "from shared.beam import greedy_step\n"
                                 "from stage3_attention_seq2seq.model import additive_attention, "
                                 "multiplicative_attention\n",
@@ -172,26 +174,6 @@ def test_a_broken_or_incomplete_file_is_one_sentence_and_never_changed(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.py", "yours.py"]  # no bytecode beside them
 
 
-@pytest.fixture
-def restore_reference_code():
-    """--yours swaps functions into the stages' modules; put the reference back afterwards."""
-    import importlib
-
-    modules = [importlib.import_module(m) for m in (
-        "stage1_mlp.data", "stage1_mlp.model", "stage2_rnn_lstm.model", "stage2_rnn_lstm.train",
-        "stage3_attention_seq2seq.model", "stage4_transformer.model", "stage5_gpt.model",
-        "stage6_finetune_cls.model")] + [beam, sampling]
-    saved = [(m, dict(vars(m))) for m in modules]
-    from stage2_rnn_lstm.model import CELLS
-
-    cells = dict(CELLS)
-    yield
-    for module, attributes in saved:
-        for name, value in attributes.items():
-            setattr(module, name, value)
-    CELLS.update(cells)
-
-
 # Each stage's train command with --yours (the reference copied in) against the same run without it,
 # on the path --yours runs (written-out attention, Python cells, no fused embedding bag).
 YOURS_RUNS = [
@@ -207,15 +189,13 @@ YOURS_RUNS = [
 
 
 @pytest.mark.parametrize("stage, flags", YOURS_RUNS, ids=[s for s, _ in YOURS_RUNS])
-def test_yours_with_the_reference_trains_exactly_like_the_reference(stage, flags, tmp_path, restore_reference_code):
-    import importlib
-
+def test_yours_with_the_reference_trains_exactly_like_the_reference(stage, flags, tmp_path):
     train = importlib.import_module(f"{stage}.train")
     common = ["--preset", "tiny", "--log_interval", "1", *flags]
     reference = train.main([*common, "--out_dir", str(tmp_path / "reference")])
     yours = train.main([*common, "--yours", "--yours_file", str(reference_file(tmp_path, stage)),
                         "--out_dir", str(tmp_path / "yours")])
-    assert sorted(yours["yours"]) == sorted(p.name for p in stage_parts(stage)) and not reference["yours"]
+    assert yours["yours"] == sorted(p.name for p in stage_parts(stage)) and reference["yours"] == []
     losses = [[r["train_loss"] for r in read_history(tmp_path / run / "history.csv")] for run in ("reference", "yours")]
     assert len(losses[0]) == 8 and losses[1] == pytest.approx(losses[0], abs=1e-5)
 
@@ -223,3 +203,148 @@ def test_yours_with_the_reference_trains_exactly_like_the_reference(stage, flags
 def test_yours_with_nothing_written_is_one_sentence(tmp_path):
     done = run_cli("stage4_transformer.train", "--preset", "tiny", "--yours", "--out_dir", str(tmp_path / "run"))
     assert done.returncode == 1 and "none of the parts in" in last_line(done) and "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------- every part is used where it says
+
+
+class PartRan(Exception):
+    """Raised by a stand-in part: the model called it."""
+
+
+def raising(name: str):
+    def part(*args, **kwargs):
+        raise PartRan(name)
+
+    return part
+
+
+def _stage1_paths(parts) -> None:
+    """Featurize a text, then the written-out average (the path --yours trains on)."""
+    from stage1_mlp.data import NgramFeaturizer
+    from stage1_mlp.model import BagOfNgramsMLP
+
+    featurizer = NgramFeaturizer.fit(["what is it", "who is"], ngrams=2, hash_buckets=8, min_freq=1,
+                                     bag_of_ngrams=parts.bag_of_ngrams)
+    ids = torch.tensor([featurizer.encode("what is it")])  # (1, T)
+    BagOfNgramsMLP(featurizer.num_embeddings, 2, embed_dim=4, hidden_dim=4, embedding_bag=False, parts=parts)(ids)
+
+
+def _stage2_paths(parts) -> None:
+    """Each cell in the written-out layers, of the language model and of the classifier (tbptt_step is
+    called by train.py: test_train_yours_runs_the_learners_tbptt_step)."""
+    from stage2_rnn_lstm.model import RecurrentClassifier, RecurrentLM, RNNConfig
+
+    idx = torch.randint(1, 11, (2, 5))
+    for kind in ("rnn", "gru", "lstm"):
+        cfg = RNNConfig(vocab_size=11, model_type=kind, embed_dim=4, hidden_size=4, num_layers=1, dropout=0.0,
+                        fast=False)
+        RecurrentLM(cfg, parts)(idx)
+        RecurrentClassifier(cfg, 2, parts=parts)(idx)
+
+
+def _stage3_paths(parts) -> None:
+    """Teacher-forced training with each score, then greedy decoding as the scoring of a split runs it."""
+    from shared.translation_run import translate_ids
+    from stage3_attention_seq2seq.model import Seq2Seq, Seq2SeqConfig
+
+    src, src_len, tgt = torch.randint(4, 12, (2, 5)), torch.tensor([5, 3]), torch.randint(4, 9, (2, 4))
+    src[1, 3:] = 0  # <pad>
+    for kind in ("bahdanau", "luong"):
+        model = Seq2Seq(Seq2SeqConfig(12, 9, 4, 4, 4, 4, 0.0, kind), parts)
+        model(src, src_len, tgt)
+        translate_ids(model, [[5, 6, 7]], beam_size=1, max_len=4, alpha=0.0)
+
+
+def _stage5_paths(parts) -> None:
+    """Build (the init), then sample with the written-out attention, the KV cache and both filters."""
+    from stage5_gpt.model import GPT, GPTConfig
+
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=1, n_head=2, n_embd=8, attention="manual"), parts)
+    list(gpt.eval().generate(torch.tensor([[1, 2, 3]]), 2, top_k=5, top_p=0.9))
+
+
+def _stage6_paths(parts) -> None:
+    """Freeze for LoRA, classify two texts, fold the adapters in."""
+    from stage5_gpt.model import GPT, GPTConfig
+    from stage6_finetune_cls.model import GPTClassifier, merge_lora, set_trainable
+
+    model = GPTClassifier(GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=1, n_head=2, n_embd=8)), 2, parts)
+    set_trainable(model, "lora", lora_rank=2, lora_alpha=4.0)
+    model(torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2]))
+    merge_lora(model)
+
+
+PART_PATHS = {"stage1_mlp": _stage1_paths, "stage2_rnn_lstm": _stage2_paths,
+              "stage3_attention_seq2seq": _stage3_paths, "stage5_gpt": _stage5_paths,
+              "stage6_finetune_cls": _stage6_paths}  # stage 4's: tests/test_stage4.py
+USED_PARTS = [(stage, part.name) for stage in PART_PATHS for part in stage_parts(stage) if part.name != "tbptt_step"]
+
+
+@pytest.mark.parametrize("stage", list(STAGES.values()))
+def test_each_stage_parts_are_the_parts_of_its_yours_file(stage):
+    from dataclasses import fields
+
+    parts = importlib.import_module(f"{stage}.model").Parts
+    assert sorted(f.name for f in fields(parts)) == sorted(p.name for p in stage_parts(stage))
+
+
+@pytest.mark.parametrize("stage, part", USED_PARTS, ids=[f"{s.split('_')[0]}-{p}" for s, p in USED_PARTS])
+def test_a_model_built_with_a_part_runs_that_part(stage, part):
+    parts = importlib.import_module(f"{stage}.model").Parts
+    PART_PATHS[stage](parts())  # the reference runs the whole path
+    with pytest.raises(PartRan, match=part):
+        PART_PATHS[stage](parts(**{part: raising(part)}))
+
+
+def test_train_yours_runs_the_learners_tbptt_step(tmp_path):
+    """`python -m stage2_rnn_lstm.train --yours` once patched a copy of train.py that never trained."""
+    from stage2_rnn_lstm.config import PRESETS
+
+    mine = tmp_path / "yours.py"
+    mine.write_text("def tbptt_step(model, x, y, hidden):\n"
+                    "    raise RuntimeError(f'the learner tbptt_step ran on a window {tuple(x.shape)}')\n",
+                    encoding="utf-8")
+    done = run_cli("stage2_rnn_lstm.train", "--preset", "tiny", "--max_steps", "2", "--yours", "--yours_file",
+                   str(mine), "--out_dir", str(tmp_path / "run"), timeout=120)
+    window = (PRESETS["tiny"]["batch_size"], PRESETS["tiny"]["seq_len"])  # a training batch, not the check's
+    assert done.returncode == 1 and "--yours: training with your tbptt_step" in done.stdout
+    assert last_line(done) == f"RuntimeError: the learner tbptt_step ran on a window {window}", done.stderr[-2000:]
+
+
+FORCING_FILTERS = """
+import torch
+
+
+def _only(logits, token):
+    forced = torch.full_like(logits, float("-inf"))
+    forced[:, token] = 0.0
+    return forced
+
+
+def top_k_filter(logits, k):
+    return _only(logits, 5)
+
+
+def top_p_filter(logits, p):
+    return _only(logits, 9)
+"""
+
+
+def test_generate_yours_samples_with_the_learners_filters(tmp_path, capsys):
+    from stage5_gpt import generate
+    from stage5_gpt import train as stage5_train
+
+    run = tmp_path / "run"
+    stage5_train.main(["--preset", "tiny", "--max_steps", "1", "--out_dir", str(run)])
+    tokenizer = stage5_train.load_model(run)[1]
+    mine = tmp_path / "filters.py"
+    mine.write_text(FORCING_FILTERS, encoding="utf-8")
+    common = ["--checkpoint", str(run), "--max_new_tokens", "12", "--no-stream", "--temperature", "1.0"]
+    capsys.readouterr()
+    [top_k] = generate.main([*common, "--top_k", "3", "--top_p", "1.0", "--yours", "--yours_file", str(mine)])
+    assert "--yours: sampling with your top_k_filter, top_p_filter" in capsys.readouterr().out
+    [top_p] = generate.main([*common, "--top_k", "0", "--top_p", "0.5", "--yours", "--yours_file", str(mine)])
+    [reference] = generate.main([*common, "--top_k", "3", "--top_p", "0.5"])
+    assert top_k == tokenizer.decode([5] * 12) and top_p == tokenizer.decode([9] * 12)
+    assert reference not in (top_k, top_p)

@@ -1,13 +1,17 @@
 """Nothing a learner trained is ever lost, and no ordinary mistake ends in a traceback.
 
-Each case runs the command line as a user would and checks its exit code and its last line.
+Each mistake is checked in process: the command's `main(argv)` raises the `UserError` whose message
+`run_main` prints as one line (exit 1), or argparse exits 2 with one line. Each command is also run
+once as a user runs it (`python -m ...`, see `one_error`): exit code, one sentence, no traceback.
 """
 
+import contextlib
 import json
 import math
 import multiprocessing
 import os
 import random
+import re
 import signal
 import stat
 import time
@@ -18,9 +22,11 @@ import torch
 from helpers import last_line, run_cli
 
 from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from shared.cli import UserError
 from shared.report import render
 from stage1_mlp import train as stage1_train
 from stage3_attention_seq2seq import train as stage3_train
+from stage3_attention_seq2seq import translate as stage3_translate
 from stage5_gpt import train as stage5_train
 from stage5_gpt.data import load_corpus
 
@@ -32,6 +38,23 @@ def one_error(done, code: int, words: str) -> None:
     assert done.returncode == code, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert words in last_line(done), last_line(done)
+
+
+@contextlib.contextmanager
+def one_sentence(words: str):
+    """In process: the block raises the UserError that `run_main` prints as one line (exit 1); it has `words`."""
+    with pytest.raises(UserError, match=re.escape(words)) as raised:
+        yield raised
+    assert "\n" not in str(raised.value), str(raised.value)
+
+
+def refused_flag(main, argv: list[str], words: str, capsys) -> None:
+    """In process: parsing argv exits 2 with one line on stderr containing `words` (no usage dump)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and words in err and err.count("\n") == 1, err
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +70,23 @@ def trec_run(tmp_path_factory):
 
 def test_the_same_command_again_refuses_and_keeps_the_finished_run(trec_run):
     before = {p.name: p.read_bytes() for p in trec_run.iterdir() if p.is_file()}
-    done = run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", str(trec_run))
+    done = run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", str(trec_run))  # stage 1's train.py as a user runs it
     one_error(done, 1, "already holds a finished run")
     assert all(flag in last_line(done) for flag in ("--resume", "--out_dir NEW_FOLDER", "--overwrite"))
     after = {p.name: p.read_bytes() for p in trec_run.iterdir() if p.is_file()}
     assert after == before  # not one byte changed
 
 
-def test_default_run_names_are_protected_too(tmp_path):
+def test_default_run_names_are_protected_too(tmp_path, monkeypatch):
     """No --out_dir: the run folder is runs/<stage>/<dataset>-<preset>; the refusal names --run_name."""
     runs = tmp_path / "runs" / "stage1_mlp" / "trec-tiny"
     runs.mkdir(parents=True)
     (runs / "metrics.json").write_text(json.dumps({"steps": 7}))
-    done = run_cli("stage1_mlp.train", *TINY_TREC, cwd=tmp_path)
-    one_error(done, 1, "already holds a finished run (7 steps); continue it with --resume")
-    assert "--run_name NEW_NAME" in last_line(done)
+    monkeypatch.chdir(tmp_path)  # runs/ is relative to where the command runs
+    with one_sentence("already holds a finished run (7 steps); continue it with --resume") as refused:
+        stage1_train.main(TINY_TREC)
+    assert "--run_name NEW_NAME" in str(refused.value)
+    assert json.loads((runs / "metrics.json").read_text()) == {"steps": 7}
 
 
 def test_overwrite_replaces_and_a_new_name_starts_afresh(trec_run, tmp_path):
@@ -85,8 +110,9 @@ def test_a_live_run_locks_its_folder_and_a_dead_ones_lock_is_taken_over(tmp_path
         out = tmp_path / "run"
         out.mkdir()
         (out / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
-        done = run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", str(out))
-        one_error(done, 1, f"another training run (process {sleeper.pid}) is writing to")
+        with one_sentence(f"another training run (process {sleeper.pid}) is writing to"):
+            stage1_train.main([*TINY_TREC, "--out_dir", str(out)])
+        assert json.loads((out / ".lock").read_text())["pid"] == sleeper.pid  # the live run's lock is left alone
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -155,8 +181,9 @@ def _train_in_child(run_dir, resume: bool, steps: int) -> None:
     time, a pure function of the seed, as in every stage."""
     from torch import nn
 
-    from shared.data import EpochBatches
-    from shared.train import TrainConfig, train
+    from shared.batching import EpochBatches
+    from shared.run import Run
+    from shared.train import TrainConfig, make_adamw, train
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -167,11 +194,14 @@ def _train_in_child(run_dir, resume: bool, steps: int) -> None:
     model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 256), nn.ReLU(),
                           nn.Linear(256, 4))  # 83k parameters: each save takes a few milliseconds
     batches = EpochBatches(512, 32, seed=0)
-    cfg = TrainConfig(max_steps=steps, eval_interval=1, log_interval=1, lr_schedule="constant", resume=resume)
-    train(model, cfg, batch_at=lambda i: (x[batches.indices(i)], y[batches.indices(i)]),
+    cfg = TrainConfig(max_steps=steps, eval_interval=1, log_interval=1, lr_schedule="constant", resume=resume,
+                      out_dir=str(run_dir))
+    run = Run("toy", cfg)
+    train(model, make_adamw(model, cfg.lr, 0.0, run.device), run,
+          batch_at=lambda i: (x[batches.indices(i)], y[batches.indices(i)]),
           loss_fn=lambda m, b: (nn.functional.cross_entropy(m(b[0]), b[1]), len(b[1])),
           evaluate=lambda m: {"val_loss": nn.functional.cross_entropy(m(x[:64]), y[:64]).item()},
-          run_dir=run_dir, steps_per_epoch=batches.steps_per_epoch)
+          steps_per_epoch=batches.steps_per_epoch)
 
 
 def test_kills_during_saves_never_damage_a_checkpoint_and_resume_is_exact(tmp_path):
@@ -222,9 +252,8 @@ def test_chinese_text_without_spaces_trains_and_is_scored(tmp_path):
     text = tmp_path / "zh.txt"
     text.write_text("从前有一座山，山里有一座庙，庙里有个老和尚在给小和尚讲故事。" * 300, encoding="utf-8")
     flags = ["--preset", "tiny", "--dataset", "text_file", "--text_file", str(text), "--max_steps", "20"]
-    done = run_cli("stage5_gpt.train", *flags, "--tokenizer", "gpt2", "--out_dir", str(tmp_path / "gpt2"))
-    assert done.returncode == 0, done.stderr[-2000:]  # as a user runs it: GPT-2's bytes
-    stage5_train.main([*flags, "--tokenizer", "char", "--out_dir", str(tmp_path / "char")])  # and characters
+    for tokenizer in ("char", "gpt2"):  # characters, and GPT-2's bytes
+        stage5_train.main([*flags, "--tokenizer", tokenizer, "--out_dir", str(tmp_path / tokenizer)])
     for tokenizer in ("char", "gpt2"):
         metrics = json.loads((tmp_path / tokenizer / "metrics.json").read_text(encoding="utf-8"))
         assert math.isfinite(metrics["val_perplexity"]) and metrics["val_loss"] < 0.9 * math.log(metrics["params"])
@@ -234,36 +263,39 @@ def test_chinese_text_without_spaces_trains_and_is_scored(tmp_path):
 def test_text_problems_are_one_sentence(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("a few words of text. " * 20, encoding="utf-8")  # its last 10% is shorter than the context
-    one_error(run_cli("stage5_gpt.train", "--preset", "tiny", "--dataset", "text_file", "--text_file", str(short),
-                      "--tokenizer", "char", "--block_size", "64", "--out_dir", str(tmp_path / "a")),
-              1, "the val split has 42 tokens, fewer than --block_size 64 + 1")
-    one_error(run_cli("stage5_gpt.train", "--preset", "tiny", "--dataset", "text_file", "--text_file", str(tmp_path),
-                      "--out_dir", str(tmp_path / "b")), 1, "is a folder; give the path of one UTF-8 text file")
+    with one_sentence("the val split has 42 tokens, fewer than --block_size 64 + 1"):
+        stage5_train.main(["--preset", "tiny", "--dataset", "text_file", "--text_file", str(short),
+                           "--tokenizer", "char", "--block_size", "64", "--out_dir", str(tmp_path / "a")])
+    with one_sentence("is a folder; give the path of one UTF-8 text file"):
+        stage5_train.main(["--preset", "tiny", "--dataset", "text_file", "--text_file", str(tmp_path),
+                           "--out_dir", str(tmp_path / "b")])
 
 
 def test_resume_with_changed_settings_names_them(trec_run):
-    one_error(run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", str(trec_run), "--resume", "--hash_buckets", "999"),
-              1, "these settings differ from the saved run: --hash_buckets")
-    one_error(run_cli("stage1_mlp.train", "--preset", "tiny", "--dataset", "sst2", "--out_dir", str(trec_run),
-                      "--resume"), 1, "it was trained on --dataset trec, not sst2")
+    before = {p.name: p.read_bytes() for p in trec_run.iterdir() if p.is_file()}
+    with one_sentence("these settings differ from the saved run: --hash_buckets"):
+        stage1_train.main([*TINY_TREC, "--out_dir", str(trec_run), "--resume", "--hash_buckets", "999"])
+    with one_sentence("it was trained on --dataset trec, not sst2"):
+        stage1_train.main(["--preset", "tiny", "--dataset", "sst2", "--out_dir", str(trec_run), "--resume"])
+    assert {p.name: p.read_bytes() for p in trec_run.iterdir() if p.is_file()} == before  # refused, not touched
 
 
 def test_resume_of_a_gpt_with_another_width_names_it(tmp_path):
     out = tmp_path / "gpt"
     flags = ["--preset", "tiny", "--max_steps", "4", "--eval_interval", "2", "--out_dir", str(out)]
     stage5_train.main(flags)
-    one_error(run_cli("stage5_gpt.train", *flags, "--resume", "--n_embd", "64", "--max_steps", "6"),
-              1, "--n_embd 32 (now 64)")
+    with one_sentence("--n_embd 32 (now 64)"):
+        stage5_train.main([*flags, "--resume", "--n_embd", "64", "--max_steps", "6"])
 
 
 def test_unwritable_run_folders_are_one_sentence(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
-    one_error(run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", str(a_file)), 1, "is a file, not a folder")
-    one_error(run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", str(a_file / "run")), 1, "could not write")
     read_only = "/sys/llm-stages-test-run"  # sysfs: nobody, root included, may create a folder there
-    one_error(run_cli("stage1_mlp.train", *TINY_TREC, "--out_dir", read_only), 1,
-              "choose a folder you can write to")
+    for out_dir, words in [(a_file, "is a file, not a folder"), (a_file / "run", "could not write"),
+                           (read_only, "choose a folder you can write to")]:
+        with one_sentence(words):
+            stage1_train.main([*TINY_TREC, "--out_dir", str(out_dir)])
 
 
 def test_checkpoint_and_records_follow_the_umask(trec_run):
@@ -286,7 +318,8 @@ def test_unreadable_checkpoint_says_permission_denied(tmp_path, monkeypatch):
     assert "delete" not in str(err.value) and "again" not in str(err.value)
 
 
-def test_device_and_flag_mistakes_are_one_sentence(trec_run):
+def test_device_and_flag_mistakes_are_one_sentence():
+    """Stage 6's classify and stage 2's evaluate as a user runs them."""
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     one_error(run_cli("stage6_finetune_cls.classify", "hello", "--device", "cuda"), 1, "CUDA is not available")
@@ -304,18 +337,18 @@ def translation_run(tmp_path_factory):
 def test_translation_evaluate_prints_its_scores_before_a_failed_write(translation_run):
     (translation_run / "eval-val.json").mkdir()  # something that cannot be replaced by a file
     done = run_cli("stage3_attention_seq2seq.evaluate", "--checkpoint", str(translation_run), "--split", "val",
-                   "--beam_size", "1")
+                   "--beam_size", "1")  # stage 3's evaluate as a user runs it
     one_error(done, 1, "the results above were printed but not saved: could not write")
     assert "greedy sacreBLEU" in done.stdout
 
 
-def test_attention_heatmap_to_an_unwritable_path_is_one_sentence(translation_run, tmp_path):
+def test_attention_heatmap_to_an_unwritable_path_is_one_sentence(translation_run, tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    done = run_cli("stage3_attention_seq2seq.translate", "a man .", "--checkpoint", str(translation_run),
-                   "--show_attention", str(a_file / "map.png"))
-    one_error(done, 1, "could not write")
-    assert done.stdout.strip()  # the translation was printed first
+    with one_sentence("could not write"):
+        stage3_translate.main(["a man .", "--checkpoint", str(translation_run), "--show_attention",
+                               str(a_file / "map.png")])
+    assert capsys.readouterr().out.strip()  # the translation was printed first
 
 
 # ---------------------------------------------------------------- Ctrl-C: prompt, quiet, nothing lost
@@ -324,17 +357,19 @@ def test_attention_heatmap_to_an_unwritable_path_is_one_sentence(translation_run
 def _loop_task(tmp_path, evaluate, **cfg):
     from torch import nn
 
-    from shared.data import EpochBatches
-    from shared.train import TrainConfig, train
+    from shared.batching import EpochBatches
+    from shared.run import Run
+    from shared.train import TrainConfig, make_adamw, train
 
     torch.manual_seed(0)
     x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
     model = nn.Linear(4, 2)
     batches = EpochBatches(64, 16, seed=0)
-    return train(model, TrainConfig(**{"max_steps": 8, "eval_interval": 4, **cfg}),
+    run = Run("toy", TrainConfig(**{"max_steps": 8, "eval_interval": 4, **cfg, "out_dir": str(tmp_path)}))
+    return train(model, make_adamw(model, 1e-3, 0.0, run.device), run,
                  batch_at=lambda i: (x[batches.indices(i)], y[batches.indices(i)]),
                  loss_fn=lambda m, b: (nn.functional.cross_entropy(m(b[0]), b[1]), len(b[1])),
-                 evaluate=evaluate, run_dir=tmp_path, steps_per_epoch=batches.steps_per_epoch)
+                 evaluate=evaluate, steps_per_epoch=batches.steps_per_epoch)
 
 
 def test_ctrl_c_during_an_evaluation_stops_it_at_once_and_saves(tmp_path):

@@ -1,16 +1,20 @@
 """Stage 2: the written-out RNN/GRU/LSTM equal PyTorch's, truncated BPTT trains, generation and errors."""
 
 
+import json
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import check_resume_equals_uninterrupted, first_and_last_train_loss, run_cli
+from test_robustness import one_error, refused_flag
 
+from shared.tokenizers import EOS, UNK_ID, Vocab
 from stage2_rnn_lstm import evaluate as stage2_evaluate
 from stage2_rnn_lstm import generate as stage2_generate
 from stage2_rnn_lstm import train as stage2_train
-from stage2_rnn_lstm.data import ConsecutiveBatches
+from stage2_rnn_lstm.data import ConsecutiveBatches, load_streams
 from stage2_rnn_lstm.model import RecurrentLM, RNNConfig
 
 
@@ -58,7 +62,6 @@ def test_tiny_preset_trains(tiny_run):
     first, last = first_and_last_train_loss(out)
     assert last < first - 0.8
     assert record["val_loss"] < 0.8 * math.log(69)  # a uniform guess over the 69 characters scores ln(69)
-    assert record["val_bits_per_char"] == pytest.approx(record["val_loss"] / 0.693147)
     assert 0.2 < record["val_top1_accuracy"] < record["val_top5_accuracy"] <= 1  # above always guessing a space
 
 
@@ -83,39 +86,81 @@ def test_generation_is_reproducible_with_a_seed(tiny_run, capsys):
     assert stage2_generate.main([*flags, "--seed", "4"]) != first
 
 
-def test_evaluate_reports_loss_perplexity_and_bits(tiny_run):
-    out, record = tiny_run
-    results = stage2_evaluate.main(["--checkpoint", str(out), "--eval_streams", "4"])
-    assert results["val_perplexity"] == pytest.approx(torch.tensor(results["val_loss"]).exp().item(), rel=1e-5)
-    assert 1 < results["val_bits_per_char"] < 6
+def test_evaluate_scores_the_whole_text_as_one_stream(tiny_run):
+    out, _ = tiny_run
+    results = stage2_evaluate.main(["--checkpoint", str(out), "--split", "val", "--eval_streams", "1"])
+    # The same numbers by hand: the model reads the whole val text from a zero state and predicts each next character.
+    model, _, _ = stage2_train.load_model(out)
+    ids = load_streams("tinyshakespeare", "char").splits["val"]  # (N,)
+    with torch.no_grad():
+        logits, _ = model.eval()(ids[None, :-1], None)  # (1, N - 1, V)
+    loss = F.cross_entropy(logits[0], ids[1:]).item()
+    assert results["val_loss"] == pytest.approx(loss, rel=1e-4)
+    assert results["val_perplexity"] == pytest.approx(math.exp(loss), rel=1e-4)
+    assert results["val_bits_per_char"] == pytest.approx(loss / math.log(2), rel=1e-4)
+    assert results["val_top1_accuracy"] == pytest.approx((logits[0].argmax(-1) == ids[1:]).float().mean().item(),
+                                                         abs=1e-6)
+    saved = json.loads((out / "eval.json").read_text())
+    assert saved["val_loss"] == results["val_loss"] and saved["eval_streams"] == 1
 
 
-def test_gate_activations_are_probabilities(tiny_run):
+def test_gate_activations_follow_the_lstm_equations(tiny_run):
     out, _ = tiny_run
     model, vocab, _ = stage2_train.load_model(out)
-    gates = stage2_evaluate.lstm_gates(model.eval(), torch.tensor([vocab.encode(list("To be, or not"))]))
+    idx = torch.tensor([vocab.encode(list("To be, or not"))])  # (1, 13)
+    gates = stage2_evaluate.lstm_gates(model.eval(), idx)
     assert set(gates) == {"input", "forget", "output"}
-    assert all(g.shape == (13, model.cfg.hidden_size) and 0 <= g.min() and g.max() <= 1 for g in gates.values())
+    # By hand: PyTorch's own LSTM with the first layer's weights gives the states h_{t-1}; the gates are
+    # sigmoid(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), in PyTorch's order input, forget, (cell), output.
+    rnn = model.rnn
+    reference = torch.nn.LSTM(model.cfg.embed_dim, model.cfg.hidden_size, batch_first=True)
+    reference.load_state_dict({name: getattr(rnn, name) for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
+                                                                     "bias_hh_l0")})
+    with torch.no_grad():
+        x = model.embedding(idx)  # (1, 13, E)
+        h, _ = reference(x)  # (1, 13, H)
+        h_before = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1)  # h_{t-1}, zero at the start
+        z = x @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h_before @ rnn.weight_hh_l0.T + rnn.bias_hh_l0  # (1, 13, 4H)
+    input_gate, forget_gate, _, output_gate = z[0].sigmoid().chunk(4, dim=-1)  # each (13, H)
+    for name, expected in [("input", input_gate), ("forget", forget_gate), ("output", output_gate)]:
+        torch.testing.assert_close(gates[name], expected, rtol=0, atol=1e-5)
 
 
-def test_unknown_characters_are_a_clear_error(tiny_run):
+def test_unknown_characters_and_bad_flags_are_one_sentence(tiny_run, capsys):
     out, _ = tiny_run
     done = run_cli("stage2_rnn_lstm.generate", "--checkpoint", str(out), "--prompt", "ROMEO: 你好")
-    assert done.returncode == 1 and "not in the vocabulary: '你', '好'" in done.stderr
-    assert "Traceback" not in done.stderr
-    bad = run_cli("stage2_rnn_lstm.train", "--model_type", "transformer")
-    assert bad.returncode == 2 and "invalid choice: 'transformer'" in bad.stderr
+    one_error(done, 1, "not in the vocabulary: '你', '好'")  # generate as a user runs it
     tied = run_cli("stage2_rnn_lstm.train", "--tie_weights", "--embed_dim", "64", "--hidden_size", "128")
-    assert tied.returncode == 2 and "--tie_weights needs --embed_dim equal to --hidden_size" in tied.stderr
+    one_error(tied, 2, "--tie_weights needs --embed_dim equal to --hidden_size")  # and train
+    refused_flag(stage2_train.main, ["--model_type", "transformer"], "invalid choice: 'transformer'", capsys)
 
 
-def test_word_level_maps_unknown_words_to_unk(tmp_path, capsys):
-    record = stage2_train.main(["--preset", "tiny", "--vocab_type", "word", "--max_steps", "5",
-                                "--out_dir", str(tmp_path)])
-    assert record["dataset"] == "wikitext2" and "test_perplexity" in record and "val_bits_per_word" in record
-    texts = stage2_generate.main(["--checkpoint", str(tmp_path), "--prompt", "The zorblax", "--max_new_tokens", "5"])
+def test_unknown_words_in_a_prompt_are_read_as_unk(capsys):
+    vocab = Vocab.build([["The", "cat", "sat", "on", "the", "mat"]], level="word")
+    ids = stage2_generate.encode_prompt(vocab, "The zorblax sat")
+    assert ids == [vocab.encode(["The"])[0], UNK_ID, vocab.encode(["sat"])[0]]
+    assert "note: zorblax not in the vocabulary: read as <unk>" in capsys.readouterr().out
+    stage2_generate.encode_prompt(vocab, "the cat sat")  # every word known: no note
+    assert "note" not in capsys.readouterr().out
+    # And back to text: words joined by spaces, WikiText's end-of-line token a line break.
+    ids = vocab.encode(["The", "cat", EOS, "sat", "on", "<unk>"])
+    assert stage2_generate.decode(vocab, ids) == "The cat\nsat on <unk>"
+
+
+def test_word_level_trains_on_wikitext2_and_generates_words(tmp_path, capsys):
+    """Two steps, scored on samples of val and test (the 33k-word softmax over all of them takes seconds)."""
+    record = stage2_train.main(["--preset", "tiny", "--vocab_type", "word", "--max_steps", "2", "--eval_interval", "2",
+                                "--eval_tokens", "500", "--final_tokens", "2000", "--out_dir", str(tmp_path)])
+    assert record["dataset"] == "wikitext2"  # the preset's data set for words
+    assert "val_bits_per_word" in record and "test_perplexity" in record and "val_bits_per_char" not in record
+    _, vocab, _ = stage2_train.load_model(tmp_path)
+    assert len(vocab) == 33_280  # WikiText-2's words, <eos> and the specials
+    assert abs(record["val_loss"] - math.log(len(vocab))) < 0.3  # two steps: still about a uniform guess per word
+    texts = stage2_generate.main(["--checkpoint", str(tmp_path), "--prompt", "The zorblax", "--max_new_tokens", "5",
+                                  "--seed", "1"])
     assert "zorblax not in the vocabulary: read as <unk>" in capsys.readouterr().out
-    assert len(texts[0].split()) >= 1
+    words = texts[0].split()  # 5 new tokens: words of the vocabulary, and <eos> as line breaks
+    assert len(words) + texts[0].count("\n") == 5 and all(vocab.encode([w])[0] != UNK_ID or w == "<unk>" for w in words)
 
 
 # --------------------------------------------------------------------------- classifying (classify_train)

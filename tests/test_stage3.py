@@ -1,12 +1,10 @@
 """Stage 3: attention is a distribution over real source tokens, a tiny model memorises 50 pairs,
 and the train / evaluate / translate commands work end to end (and fail with one sentence)."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
-from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted, first_and_last_train_loss
+from helpers import check_memorises_fifty_pairs, check_resume_equals_uninterrupted, first_and_last_train_loss, run_cli
+from test_robustness import one_error, refused_flag
 
 from shared.checkpoint import load_checkpoint
 from shared.translation import tokenize
@@ -83,13 +81,10 @@ def test_resume_equals_uninterrupted(tmp_path):
     (["--dataset", "fra_eng", "--src", "de"], "English and French only"),
     (["--attention_type", "dot"], "invalid choice"),
 ])
-def test_bad_flags_exit_with_one_sentence(flags, message):
-    proc = subprocess.run([sys.executable, "-m", "stage3_attention_seq2seq.train", *flags],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_flags_exit_with_one_sentence(flags, message, capsys):
+    refused_flag(stage3_train.main, flags, message, capsys)
 
 
 def test_translate_without_a_trained_model_says_how(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "stage3_attention_seq2seq.translate", "hello",
-                           "--checkpoint", str(tmp_path / "nothing")], capture_output=True, text=True)
-    assert proc.returncode == 1 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    done = run_cli("stage3_attention_seq2seq.translate", "hello", "--checkpoint", str(tmp_path / "nothing"))
+    one_error(done, 1, "does not exist")  # translate as a user runs it

@@ -1,13 +1,10 @@
 """Stage 6: frozen parts stay frozen, LoRA starts as a no-op and merges exactly, padding is harmless, and
 the train / evaluate / classify / baseline commands work (on a tiny GPT the tests pretrain themselves)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import run_cli
+from test_robustness import one_error
 
 from stage5_gpt import train as stage5_train
 from stage5_gpt.model import GPT, GPTConfig
@@ -109,7 +106,7 @@ def test_data_pads_to_the_longest_train_message_cut_to_the_context(pretrained):
 
 
 def test_the_tokenizer_comes_from_the_checkpoint_and_sst2_holds_out_glue_dev(pretrained, tmp_path):
-    from shared.data import load_classification
+    from shared.classification_data import load_classification
 
     model, tokenizer, _ = stage5_train.load_model(pretrained)
     assert tokenizer.kind == "bpe" and tokenizer.size == model.cfg.vocab_size == 400
@@ -173,7 +170,5 @@ def test_random_init_keeps_the_shape_and_the_baseline_records(pretrained, tmp_pa
 
 
 def test_missing_pretrained_model_says_how_to_make_it(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "stage6_finetune_cls.train", "--preset", "tiny"],
-                          cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    assert proc.returncode == 1 and "make pretrain" in proc.stderr and "Traceback" not in proc.stderr
+    done = run_cli("stage6_finetune_cls.train", "--preset", "tiny", cwd=tmp_path)  # no runs/ there
+    one_error(done, 1, "make pretrain")  # train as a user runs it

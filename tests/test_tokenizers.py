@@ -7,10 +7,10 @@ from shared.tokenizers import (
     UNK_ID,
     Vocab,
     char_tokenize,
-    gpt2_tokenizer,
     pad_batch,
     word_tokenize,
 )
+from stage5_gpt.bpe import gpt2_tokenizer
 
 
 def test_word_tokenize():

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from shared.batching import EpochBatches
 from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from shared.cli import UserError
-from shared.data import EpochBatches
 from shared.records import read_history
-from shared.train import TrainConfig, TrainingDiverged, lr_at, train
+from shared.run import Run
+from shared.train import TrainConfig, TrainingDiverged, lr_at, make_adamw, train
 
 
 def make_task(seed=0, n=256):
@@ -32,8 +33,9 @@ def make_model():
 def run(tmp_path, model, interrupt_at=None, nan_at=None, resume=False, **overrides):
     x, y = make_task()
     batches = EpochBatches(len(x), 16, seed=3)
-    settings = dict(max_steps=40, lr=1e-2, warmup_steps=5, eval_interval=10, log_interval=1, resume=resume)
-    cfg = TrainConfig(**{**settings, **overrides})
+    settings = dict(max_steps=40, lr=1e-2, warmup_steps=5, eval_interval=10, log_interval=1, resume=resume,
+                    out_dir=str(tmp_path))
+    run = Run("toy", TrainConfig(**{**settings, **overrides}))
 
     def batch_at(i):
         if interrupt_at is not None and i == interrupt_at:
@@ -53,7 +55,8 @@ def run(tmp_path, model, interrupt_at=None, nan_at=None, resume=False, **overrid
     def evaluate(m):
         return {"val_loss": nn.functional.cross_entropy(m(x[:64]), y[:64]).item()}
 
-    return train(model, cfg, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate, run_dir=tmp_path,
+    optimizer = make_adamw(model, run.cfg.lr, 0.0, run.device)
+    return train(model, optimizer, run, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate,
                  steps_per_epoch=batches.steps_per_epoch, extra_state={"note": "hi"})
 
 
@@ -161,3 +164,18 @@ def test_next_token_hits_count_top1_and_top5():
     hits = next_token_hits(logits, targets)
     assert hits.tolist() == [1, 2]
     assert next_token_accuracy("val", hits, 3) == {"val_top1_accuracy": 1 / 3, "val_top5_accuracy": 2 / 3}
+
+
+@pytest.mark.parametrize("higher_is_better, best_step", [(False, 20), (True, 40)])
+def test_best_pt_follows_the_direction_the_stage_names(tmp_path, higher_is_better, best_step):
+    """best.pt keeps the lowest value of a metric unless the stage says higher is better; never guessed
+    from the metric's name (bits per byte is a loss-like number)."""
+    values = iter([3.0, 1.0, 2.0, 4.0])  # the four evaluations of a 40-step run
+    x, y = make_task()
+    model = make_model()
+    run = Run("toy", TrainConfig(max_steps=40, eval_interval=10, out_dir=str(tmp_path)))
+    train(model, make_adamw(model, 1e-2, 0.0, run.device), run, batch_at=lambda i: (x[:16], y[:16]),
+          loss_fn=lambda m, b: (nn.functional.cross_entropy(m(b[0]), b[1]), 16),
+          evaluate=lambda m: {"val_bits_per_byte": next(values)}, steps_per_epoch=16,
+          select_by="val_bits_per_byte", higher_is_better=higher_is_better)
+    assert load_checkpoint(tmp_path / "best.pt")["step"] == best_step

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.beam import beam_search, greedy_decode
-from shared.data import load_multi30k
+from shared.course_data import load_multi30k
 from shared.tokenizers import EOS_ID
 from shared.translation import bleu_scores, detokenize, load_pairs, tokenize
 

@@ -23,7 +23,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 
-from shared.data import data_file
+from shared.data_registry import data_file
 
 START = re.compile(r"^\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*$|^\*END\*? ?THE SMALL PRINT.*$", re.M | re.I)
 END = re.compile(r"^(\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG|End of (the |this )?Project Gutenberg).*$",

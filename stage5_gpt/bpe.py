@@ -14,16 +14,24 @@
 and `BPE.encode` do the same through Hugging Face's `tokenizers` (Rust) for a 150 MB corpus. Ties (two
 pairs with the same count) are broken the same way in both, so they learn the same merges (tested).
 Token ids: 0-255 the bytes, then one id per merge in the order learned, then <|endoftext|> last.
+
+`gpt2_tokenizer` is OpenAI's own GPT-2 BPE (50,257 tokens, learned on WebText), read through tiktoken
+from the offline mirror: the tokenizer stage 5 compares ours with, and the one GPT-2's weights need.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import regex
+
+from shared.cli import UserError
+from shared.data_registry import data_file, dataset_info
 
 # GPT-2's pre-tokenizer (the pattern of tiktoken's "gpt2" encoding).
 GPT2_SPLIT = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
@@ -172,3 +180,24 @@ class BPE:
     @classmethod
     def from_json(cls, data: dict) -> BPE:
         return cls(data["merges"])
+
+
+# --------------------------------------------------------------------------- GPT-2's own BPE
+
+
+def gpt2_tokenizer():
+    """GPT-2 BPE (tiktoken), offline: TIKTOKEN_CACHE_DIR points at the mirror unless the user's holds the files."""
+    import tiktoken
+
+    names = [Path(entry.path).name for entry in dataset_info("gpt2_bpe").files.values()]
+    user_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if not user_dir or not all((Path(user_dir) / name).is_file() for name in names):
+        paths = [data_file("gpt2_bpe", key) for key in ("vocab_bpe", "encoder_json")]
+        if paths[0].parent != paths[1].parent:
+            raise UserError("the two GPT-2 BPE files must sit in one folder; set TIKTOKEN_CACHE_DIR to it.")
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(paths[0].parent)
+    try:
+        return tiktoken.get_encoding("gpt2")
+    except Exception as err:  # tiktoken tries the network when its cache misses
+        raise UserError(f"cannot load the GPT-2 BPE files ({type(err).__name__}); set TIKTOKEN_CACHE_DIR "
+                        f"to a folder holding tiktoken's cached vocab.bpe and encoder.json.") from None
