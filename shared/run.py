@@ -34,14 +34,9 @@ from shared import distributed
 from shared.checkpoint import resume_checkpoint, save_checkpoint
 from shared.cli import UserError, check, parse_config
 from shared.devices import autocast, resolve_amp
+from shared.own_data import dataset_slug
 from shared.records import command_for, plot_history, write_history, write_json, write_metrics
 from shared.runs import check_run_dir, claim_run_dir, release_run_dir
-
-
-def _slug(dataset: str) -> str:
-    from shared.own_data import dataset_slug  # a data module imports this one's config: import when naming
-
-    return dataset_slug(dataset)
 
 
 @dataclass(frozen=True)
@@ -96,7 +91,7 @@ class TrainConfig:
     def run_dir(self, stage: str) -> Path:
         if self.out_dir:
             return Path(self.out_dir)
-        return Path("runs") / stage / (self.run_name or f"{_slug(self.dataset)}-{self.preset}{self.name_suffix}")
+        return Path("runs") / stage / (self.run_name or f"{dataset_slug(self.dataset)}-{self.preset}{self.name_suffix}")
 
     @property
     def name_suffix(self) -> str:

@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from shared.batching import EpochBatches
 from shared.checkpoint import load_checkpoint
 from shared.classification_data import load_classification
+from shared.classify import classifier_scores
+from shared.classify import predict_proba as predict_proba_of
 from shared.cli import run_main
 from shared.course_data import LabeledTexts
-from shared.metrics import classification_metrics
 from shared.run import Run, count_params
 from shared.tokenizers import pad_batch
 from shared.train import make_adamw, train
@@ -62,24 +63,14 @@ def build_optimizer(cfg: MLPConfig, model: BagOfNgramsMLP) -> torch.optim.Optimi
     return make_adamw(model, cfg.lr, cfg.weight_decay, next(model.parameters()).device)
 
 
-@torch.no_grad()
 def predict_proba(model: BagOfNgramsMLP, encoded: Sequence[Sequence[int]], batch_size: int = 512) -> torch.Tensor:
     """Class probabilities (N, classes) for already-encoded texts."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = [F.softmax(model(pad_batch(encoded[i:i + batch_size]).to(device)).float(), dim=-1).cpu()
-           for i in range(0, len(encoded), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, model.mlp[-1].out_features)
+    return predict_proba_of(model, [len(ids) for ids in encoded], lambda idx: (pad_batch([encoded[i] for i in idx]),),
+                            batch_size)
 
 
 def score(model: BagOfNgramsMLP, encoded: Sequence[Sequence[int]], labels: Sequence[int]) -> dict:
-    probs = predict_proba(model, encoded)
-    target = torch.tensor(labels)
-    metrics = classification_metrics(labels, probs.argmax(-1).tolist(), probs.shape[-1])
-    metrics["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), target))
-    return metrics
+    return classifier_scores(predict_proba(model, encoded), labels)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
