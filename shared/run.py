@@ -158,6 +158,7 @@ class Run:
         self.amp_dtype = resolve_amp(self.cfg.amp, self.device)
         self.last_path, self.best_path = self.dir / "last.pt", self.dir / "best.pt"
         self._resumed: dict[str, Any] | None = None
+        self.out_of_time = False  # set by should_stop when --max_minutes is spent
         seed_everything(self.cfg.seed)
 
     @classmethod
@@ -250,8 +251,6 @@ class Run:
             return False
         self.out_of_time = distributed.any_process(self.out_of_time, self.device)
         return distributed.any_process(self.interrupt.requested, self.device) or self.out_of_time
-
-    out_of_time = False
 
     @property
     def interrupted(self) -> bool:
