@@ -49,11 +49,12 @@ def pretrained_gpt(cfg: FinetuneConfig) -> tuple[GPT, Tokenizer, str]:
     else:
         source = cfg.init_from if cfg.init_from not in ("pretrained", "random") else DEFAULT_PRETRAINED
         if source == DEFAULT_PRETRAINED and not Path(source, "best.pt").exists():
-            copy = " to copy the shape of (or pass --random_shape n_layer,n_head,n_embd,block_size)" \
-                if cfg.init_from == "random" else ""
-            raise UserError(f"no pretrained stage 5 model at {source}{copy}; train it first with `make pretrain` "
-                            f"({PRETRAIN_COMMAND}, ~30 min on CPU), or pass --init_from random, a stage 5 run "
-                            f"folder, or a Hugging Face GPT-2 folder.")
+            how = f"train it first with `make pretrain` ({PRETRAIN_COMMAND}, ~30 min on CPU)"
+            if cfg.init_from == "random":
+                raise UserError(f"no pretrained stage 5 model at {source} to copy the shape of; {how}, or pass "
+                                f"--random_shape n_layer,n_head,n_embd,block_size.")
+            raise UserError(f"no pretrained stage 5 model at {source}; {how}, or pass --init_from random, a stage 5 "
+                            f"run folder, or a Hugging Face GPT-2 folder.")
         if not (is_hf_folder(source) or Path(source).exists()):
             raise UserError(f"--init_from {source} does not exist; pass pretrained, random, a stage 5 run folder "
                             f"or checkpoint, or a Hugging Face GPT-2 folder.")
