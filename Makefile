@@ -61,7 +61,7 @@ demo: install  ## the quick tour: every stage on a quick run, then the tables (~
 	$(PY) bench/course_claims.py --only stage4_vs_stage3 --no_train
 	$(PY) -m stage5_gpt.train --preset cpu --overwrite
 	$(PY) -m stage5_gpt.generate --prompt "ROMEO:" --max_new_tokens 200
-	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2 --max_steps 300 --run_name wikitext2-quick --overwrite
+	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2 --max_steps 300 --final_eval_tokens 131072 --run_name wikitext2-quick --overwrite
 	$(PY) -m stage6_finetune_cls.train --init_from runs/stage5_gpt/wikitext2-quick --trainable all --epochs 3 --run_name quick --overwrite
 	$(PY) -m stage6_finetune_cls.classify "WINNER! You have been selected to receive a £900 prize. Call 09061701461 to claim now."
 	$(PY) -m shared.report
@@ -124,13 +124,14 @@ results: install  ## the benchmark runs behind the README numbers (hours on 2 co
 	$(PY) -m shared.report
 
 # Stage 6's default starting point: the stage 5 cpu preset pretrained on the storybooks with its own
-# 8k BPE (~30 min on 2 cores, plus ~3 min to prepare the corpus once).
-pretrain: install  ## pretrain the storybook GPT stage 6 starts from (~31 min on 2 cores)
+# 8k BPE (~30 min on 2 cores with native bf16, plus ~3 min to prepare the corpus once).
+pretrain: install  ## pretrain the storybook GPT stage 6 starts from (~30 min on 2 cores)
 	$(PY) -m stage5_gpt.train --dataset gutenberg_children --preset cpu
 
 # Stage 6's table, for both tasks: every --trainable choice from the pretrained GPT and from random
 # weights, seeds 1 and 2 of the headline rows (last_block and lora, both inits: 3 seeds with the
-# first), and the scikit-learn baseline.
+# first), continued pretraining on the task's own texts first (3 seeds: SST-2 300 steps, about one pass
+# over its phrases; SMS spam 50 steps, about three passes), and the scikit-learn baseline.
 stage6-table: install  ## every stage 6 run of its README table (~1.5 h on 2 cores)
 	test -f runs/stage5_gpt/gutenberg_children-cpu/best.pt || $(MAKE) pretrain
 	for task in sms_spam sst2; do \
@@ -140,6 +141,9 @@ stage6-table: install  ## every stage 6 run of its README table (~1.5 h on 2 cor
 	    for t in last_block lora; do for seed in 1 2; do \
 	      $(PY) -m stage6_finetune_cls.train --task $$task --init_from $$init --trainable $$t --seed $$seed --overwrite || exit 1; done; done; \
 	  done; \
+	  for seed in 1337 1 2; do \
+	    $(PY) -m stage6_finetune_cls.train --task $$task --adapt_steps $$(test $$task = sst2 && echo 300 || echo 50) \
+	      --trainable last_block --seed $$seed --overwrite || exit 1; done; \
 	  $(PY) -m stage6_finetune_cls.baseline --task $$task || exit 1; \
 	done
 

@@ -14,7 +14,6 @@ import csv
 import datetime as _dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -113,7 +112,10 @@ def machine_description(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name(0)
-    return f"{platform.machine()} CPU x{os.cpu_count()}"
+    from shared.devices import cpu_bf16_features, cpu_model
+
+    features = cpu_bf16_features()
+    return f"{cpu_model()} x{os.cpu_count()}" + (f" ({', '.join(features)})" if features else "")
 
 
 # The run record's schema: what every metrics.json holds (shared.report groups and labels runs by

@@ -34,7 +34,7 @@ TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
         ("val loss", "val_loss", "f3"), ("val nats/char", "val_loss_per_char", "f3"),
         ("val ppl", "val_perplexity", "f2"), ("test ppl", "test_perplexity", "f2"),
         ("val top-1", "val_top1_accuracy", "pct"), ("val top-5", "val_top5_accuracy", "pct"),
-        ("tokens/s", "tokens_per_sec", "int"),
+        ("tokens/s", "tokens_per_sec", "int"), ("MFU %", "mfu", "pct"),
     ]),
     ("Translation", "translation", [
         ("BLEU", "test_bleu", "f2"), ("BLEU beam", "test_bleu_beam", "f2"), ("chrF", "test_chrf", "f2"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import shutil
 import signal
 import sys
 import time
@@ -32,8 +33,8 @@ from torch import nn
 
 from shared import distributed
 from shared.checkpoint import resume_checkpoint, save_checkpoint
-from shared.cli import UserError, check, parse_config
-from shared.devices import autocast, resolve_amp
+from shared.cli import ConfigError, UserError, check, parse_config
+from shared.devices import amp_name, autocast, describe_amp, resolve_amp
 from shared.own_data import dataset_slug
 from shared.records import command_for, plot_history, write_history, write_json, write_metrics
 from shared.runs import check_run_dir, claim_run_dir, release_run_dir
@@ -48,7 +49,8 @@ class TrainConfig:
     seed: int = field(default=1337, metadata={"help": "seeds init, data order and dropout"})
     device: Literal["auto", "cpu", "cuda", "mps"] = field(default="auto", metadata={"help": "auto: cuda > mps > cpu"})
     amp: Literal["auto", "bf16", "fp16", "off"] = field(
-        default="auto", metadata={"help": "mixed precision; auto: bf16 (or fp16 + GradScaler) on CUDA, off elsewhere"})
+        default="auto", metadata={"help": "mixed precision; auto: bf16 (or fp16 + GradScaler) on CUDA, bf16 on "
+                                          "CPUs with native bf16 (AVX512-BF16, AMX, Arm BF16), off elsewhere"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     epochs: int = field(default=1, metadata={
         "help": "passes over the training data (ignored when max_steps > 0; alone, it replaces a preset's max_steps)"})
@@ -156,6 +158,12 @@ class Run:
         self.dir = cfg.checked_run_dir(stage)  # a run already there is refused now, not after the data is ready
         self.cfg, self.yours = with_yours(cfg, stage)  # --yours: your parts from yours.py, by name
         self.amp_dtype = resolve_amp(self.cfg.amp, self.device)
+        self.amp_name = amp_name(self.amp_dtype)
+        self.amp_note = describe_amp(self.cfg.amp, self.device, self.amp_dtype)  # for the run's first line
+        if self.cfg.compile and self.device.type == "cpu" and not any(
+                shutil.which(c) for c in ("c++", "g++", "clang++")):
+            raise ConfigError("--compile on a CPU builds C++ kernels, and no C++ compiler (g++ or clang++) was "
+                              "found; install one, or train without it: --no-compile.")
         self.last_path, self.best_path = self.dir / "last.pt", self.dir / "best.pt"
         self._resumed: dict[str, Any] | None = None
         self.out_of_time = False  # set by should_stop when --max_minutes is spent
@@ -315,7 +323,8 @@ class Run:
             "params": params, "device": str(self.device), "steps": result.steps,
             "train_seconds": round(result.train_seconds, 2),
             f"{result.item_name}_per_sec": round(rate) if result.item_name == "tokens" else round(rate, 1),
-            "interrupted": result.interrupted, "out_of_time": result.out_of_time, **fields, "command": self.command,
+            "interrupted": result.interrupted, "out_of_time": result.out_of_time, "amp": self.amp_name,
+            **fields, "command": self.command,
         }
         return write_metrics(self.dir, record)
 

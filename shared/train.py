@@ -38,8 +38,9 @@ def make_adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.d
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    # One fused kernel on GPUs; elsewhere the multi-tensor (foreach) update, fewer small ops than a loop.
-    fused = device.type == "cuda"
+    # One fused kernel for the whole update on GPUs and CPUs (on 2 CPU cores 5-14% more tokens/s for a
+    # storybook GPT step than the multi-tensor foreach update: bench/stage5_cpu_speed.py); elsewhere foreach.
+    fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused, foreach=None if fused else True)
 
 
@@ -71,6 +72,8 @@ def train(
     higher_is_better: bool = False,
     extra_state: Mapping[str, Any] | None = None,
     item_name: str = "samples",
+    flops_per_item: float = 0.0,
+    peak_flops: float = 0.0,
 ) -> TrainResult:
     """Train `model` (already on run.device) and return what happened.
 
@@ -82,6 +85,8 @@ def train(
     select_by           the validation metric that picks best.pt; lower is better unless higher_is_better
     extra_state         saved in every checkpoint as it is at that moment (a vocabulary, the model's
                         shape, state the stage carries between steps)
+    flops_per_item      training FLOPs per item (a GPT: 6N + attention per token) and the machine's
+    peak_flops          measured matmul FLOP/s (shared/flops.py): with both, the log shows MFU
     """
     from tqdm.auto import tqdm
 
@@ -136,8 +141,12 @@ def train(
             seconds = run.clock.seconds()
             row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr, "train_loss": train_loss,
                    "seconds": round(seconds, 3), "wall_seconds": round(run.clock.wall_seconds(), 3)}
-            bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}",
-                            **{f"{item_name}/s": f"{items / max(seconds, 1e-9):,.0f}"})
+            rate = items / max(seconds, 1e-9)
+            shown_rate = {f"{item_name}/s": f"{rate:,.0f}"}
+            if flops_per_item and peak_flops:  # model FLOPs utilisation: the share of the peak used
+                row["mfu"] = round(rate * flops_per_item / peak_flops, 4)
+                shown_rate["MFU"] = f"{100 * row['mfu']:.1f}%"
+            bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}", **shown_rate)
             if is_eval and evaluate is not None:
                 metrics = run.evaluate(model, evaluate)
                 stopping = stopping or metrics is None  # None: Ctrl-C cut the evaluation short

@@ -50,13 +50,15 @@ class RNNTrainConfig(RNNConfig, TrainConfig):
 
 
 PRESETS: dict[str, dict] = {
-    "tiny": dict(preset="tiny", embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, seq_len=16, batch_size=8,
+    "tiny": dict(preset="tiny", amp="off",
+                 embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, seq_len=16, batch_size=8,
                  max_steps=60, lr=1e-2, eval_interval=30, log_interval=10, eval_streams=4, eval_tokens=4096,
                  final_tokens=20_000,
                  by_vocab_type={"word": dict(dataset="wikitext2")}),
     # char-rnn's 2 x 512 LSTM. On 2 CPU cores it trains at ~10k characters/s whatever the batch
     # (the matrix products run near the cores' peak), so 2600 steps of 32 x 100 (8.3 epochs) fit in 15 minutes.
-    "cpu": dict(preset="cpu", embed_dim=64, hidden_size=512, num_layers=2, dropout=0.2, seq_len=100, batch_size=32,
+    "cpu": dict(preset="cpu", amp="off",
+                embed_dim=64, hidden_size=512, num_layers=2, dropout=0.2, seq_len=100, batch_size=32,
                 max_steps=2600, lr=2e-3, min_lr_ratio=0.05, warmup_steps=100, grad_clip=1.0, eval_interval=325,
                 log_interval=50,
                 # --vocab_type word: WikiText-2 (unless --dataset says otherwise) and a word-sized model.
@@ -64,7 +66,8 @@ PRESETS: dict[str, dict] = {
                                             tie_weights=True, dropout=0.3, seq_len=35, batch_size=32, max_steps=0,
                                             epochs=1, lr=3e-3, eval_interval=500, eval_tokens=50_000)}),
 }
-PRESETS["gpu"] = {**PRESETS["cpu"], "preset": "gpu", "hidden_size": 1024, "num_layers": 3, "batch_size": 128,
+PRESETS["gpu"] = {**PRESETS["cpu"], "preset": "gpu", "amp": "auto",
+                  "hidden_size": 1024, "num_layers": 3, "batch_size": 128,
                   "dropout": 0.3, "max_steps": 0, "epochs": 30,
                   "by_vocab_type": {"word": dict(dataset="wikitext2", embed_dim=650, hidden_size=650, num_layers=2,
                                                  tie_weights=True, dropout=0.5, seq_len=35, batch_size=20,
@@ -108,14 +111,16 @@ class ClassifierTrainConfig(RNNConfig, TrainConfig, TextColumns):
 
 
 CLASSIFIER_PRESETS: dict[str, dict] = {
-    "tiny": dict(preset="tiny", embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, batch_size=16,
+    "tiny": dict(preset="tiny", amp="off", embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0, batch_size=16,
                  max_steps=60, lr=1e-2, eval_interval=30, log_interval=10),
     # Tuned on SST-2 (the search and its scores: the stage README): read both ways, 3 epochs take ~9 minutes
     # on 2 cores; the small TREC and SMS spam read in order.
-    "cpu": dict(preset="cpu", embed_dim=128, hidden_size=256, num_layers=1, dropout=0.5, batch_size=64, epochs=3,
+    "cpu": dict(preset="cpu", amp="off",
+                embed_dim=128, hidden_size=256, num_layers=1, dropout=0.5, batch_size=64, epochs=3,
                 lr=2e-3, warmup_steps=50, weight_decay=0.01, eval_interval=500, log_interval=50,
                 by_dataset={"sst2": dict(bidirectional=True), "trec": dict(epochs=10, eval_interval=100),
                             "sms_spam": dict(epochs=10, batch_size=16, eval_interval=100)}),
 }
-CLASSIFIER_PRESETS["gpu"] = {**CLASSIFIER_PRESETS["cpu"], "preset": "gpu", "embed_dim": 300, "hidden_size": 512,
+CLASSIFIER_PRESETS["gpu"] = {**CLASSIFIER_PRESETS["cpu"], "preset": "gpu", "amp": "auto",
+                             "embed_dim": 300, "hidden_size": 512,
                              "num_layers": 2, "epochs": 4}

@@ -33,11 +33,11 @@ class Seq2SeqTrainConfig(Seq2SeqConfig, TranslationConfig):
 
 PRESETS: dict[str, dict] = {
     # Seconds: tests and notebooks (test BLEU about 1 after its 64 steps: enough to see it learn).
-    "tiny": dict(preset="tiny", embed_dim=32, enc_hidden=32, dec_hidden=32, attn_dim=32, dropout=0.0,
+    "tiny": dict(preset="tiny", amp="off", embed_dim=32, enc_hidden=32, dec_hidden=32, attn_dim=32, dropout=0.0,
                  max_train_pairs=2000, max_steps=64, eval_interval=32, batch_size=32, lr=1e-2, log_interval=8,
                  max_len=20, eval_pairs=100, test_pairs=300, beam_size=3, max_decode_len=25),
     # Fits the 30-minute budget on 2 CPU cores (see the README for the measured numbers).
-    "cpu": dict(preset="cpu", embed_dim=128, enc_hidden=256, dec_hidden=256, attn_dim=256, dropout=0.3,
+    "cpu": dict(preset="cpu", amp="off", embed_dim=128, enc_hidden=256, dec_hidden=256, attn_dim=256, dropout=0.3,
                 epochs=3, batch_size=64, lr=2e-3, warmup_steps=100, log_interval=50, max_len=40),
     # The published anchor's shape (bentrevett/pytorch-seq2seq notebook 3: emb 256, 512 units, 20.5M
     # parameters on de-en), trained longer with a cosine schedule.

@@ -39,7 +39,7 @@ _RECIPE = dict(lr_schedule="inverse_sqrt", label_smoothing=0.1, weight_decay=0.0
 
 PRESETS: dict[str, dict] = {
     # Seconds: tests and notebooks.
-    "tiny": dict(preset="tiny", d_model=64, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=128, dropout=0.0,
+    "tiny": dict(preset="tiny", amp="off", d_model=64, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=128, dropout=0.0,
                  max_train_pairs=2000, max_steps=64, eval_interval=32, batch_size=32, log_interval=8,
                  max_len=20, eval_pairs=100, test_pairs=300, beam_size=3, max_decode_len=25,
                  **{**_RECIPE, "lr_schedule": "cosine", "lr": 1e-2, "warmup_steps": 10}),
@@ -48,7 +48,7 @@ PRESETS: dict[str, dict] = {
     # translation_step_time.py), so 4.5 epochs fit in it (2,043 steps of 454 a Multi30k epoch); a
     # cosine schedule that ends there, so the last steps anneal (1/sqrt, stopped by a clock, never did);
     # the last 3 half-epoch checkpoints averaged if that wins on validation. The search: the stage README.
-    "cpu": dict(preset="cpu", max_steps=2043, batch_size=64, lr=1e-3, warmup_steps=200, log_interval=50,
+    "cpu": dict(preset="cpu", amp="off", max_steps=2043, batch_size=64, lr=1e-3, warmup_steps=200, log_interval=50,
                 max_len=40, eval_interval=227, average_last=3, **{**_RECIPE, "lr_schedule": "cosine"}),
     "gpu": dict(preset="gpu", epochs=25, batch_size=128, lr=1e-3, warmup_steps=800, log_interval=50,
                 average_last=5, **_RECIPE),
@@ -91,14 +91,14 @@ class EncoderClassifierConfig(TransformerConfig, TrainConfig, TextColumns):
 
 
 CLASSIFIER_PRESETS: dict[str, dict] = {
-    "tiny": dict(preset="tiny", d_model=32, n_heads=2, n_enc_layers=1, d_ff=64, dropout=0.0, batch_size=16,
+    "tiny": dict(preset="tiny", amp="off", d_model=32, n_heads=2, n_enc_layers=1, d_ff=64, dropout=0.0, batch_size=16,
                  max_steps=60, lr=3e-3, eval_interval=30, log_interval=10, warmup_steps=10),
     # Tuned on SST-2 (the search and its scores: the stage README): one epoch, evaluated every 250 steps;
     # a second epoch fits the training phrases better and the held-out sentences worse.
-    "cpu": dict(preset="cpu", d_model=128, n_heads=4, n_enc_layers=2, d_ff=256, dropout=0.1, batch_size=64,
+    "cpu": dict(preset="cpu", amp="off", d_model=128, n_heads=4, n_enc_layers=2, d_ff=256, dropout=0.1, batch_size=64,
                 epochs=1, lr=1e-3, warmup_steps=200, weight_decay=0.01, eval_interval=250, log_interval=50,
                 by_dataset={"trec": dict(epochs=10, eval_interval=0),
                             "sms_spam": dict(epochs=10, batch_size=16, eval_interval=0)}),
 }
-CLASSIFIER_PRESETS["gpu"] = {**CLASSIFIER_PRESETS["cpu"], "preset": "gpu", "d_model": 256, "n_heads": 8,
+CLASSIFIER_PRESETS["gpu"] = {**CLASSIFIER_PRESETS["cpu"], "preset": "gpu", "amp": "auto", "d_model": 256, "n_heads": 8,
                              "n_enc_layers": 4, "d_ff": 1024, "epochs": 4}

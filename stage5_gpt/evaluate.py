@@ -30,10 +30,13 @@ class EvalConfig:
     split: Literal["val", "test", "all"] = "all"
     block_size: int = field(default=0, metadata={"help": "context per scored window; 0 = the model's"})
     batch_size: int = 16
+    max_tokens: int = field(default=0, metadata={"help": "score this many evenly spaced tokens of each split; "
+                                                        "0 = all of it"})
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
     def __post_init__(self) -> None:
         check(self.block_size >= 0 and self.batch_size >= 1, "--block_size must be >= 0 and --batch_size >= 1")
+        check(self.max_tokens >= 0, "--max_tokens must be >= 0")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
@@ -61,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     results: dict[str, float] = {}
     with torch.no_grad():
         for split in splits:
-            results.update(score_split(model, corpus, split, train_cfg, device))
+            results.update(score_split(model, corpus, split, train_cfg, device, cfg.max_tokens))
     print(f"{source} on {train_cfg.dataset} ({tokenizer.kind} tokens, context {block}):")
     for key, value in results.items():
         print(f"  {key:24s} {value:.4f}")

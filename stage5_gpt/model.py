@@ -28,6 +28,7 @@ from torch import nn
 
 from shared import sampling
 from shared.cli import derived
+from stage5_gpt.chunked_loss import chunked_lm_loss
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class GPTConfig:
     bias: bool = field(default=True, metadata={"help": "biases in linear layers and norms (GPT-2 has them)"})
     attention: Literal["sdpa", "manual"] = field(
         default="sdpa", metadata={"help": "sdpa: F.scaled_dot_product_attention (fast); manual: written out"})
+    lm_loss: Literal["full", "chunked"] = field(default="full", metadata={
+        "help": "full: all logits, then cross-entropy (written out); chunked: head and loss 256 positions at a "
+                "time, the logits never whole (chunked_loss.py: faster on CPUs, less memory)"})
     position: Literal["learned", "rope"] = "learned"
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     mlp: Literal["gelu", "swiglu"] = "gelu"
@@ -252,10 +256,26 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
+    def flops_per_token(self, context: int) -> int:
+        """Training FLOPs per token (forward + backward), as PaLM's appendix B counts them: 6 per weight
+        (2 forward, 4 backward; the tied lm_head counted once) plus 12 L C T for the attention scores
+        q kᵀ and weights·v over a context of T, the masked half included."""
+        return 6 * self.num_params() + 12 * self.cfg.n_layer * self.cfg.n_embd * context
+
+    def matmul_shapes(self, tokens: int) -> list[tuple[int, int, int]]:
+        """The (m, k, n) of the weight matrix products a forward pass over `tokens` positions makes."""
+        C, H = self.cfg.n_embd, self.transformer.h[0].mlp.c_proj.in_features
+        return [(tokens, C, 3 * C), (tokens, C, C), (tokens, C, self.transformer.h[0].mlp.c_fc.out_features),
+                (tokens, H, C), (tokens, C, self.cfg.vocab_size)]
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy when targets are given."""
-        logits = self.lm_head(self.features(idx, cache))  # (B, T, V)
+        """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy when targets are given
+        (with --lm_loss chunked, the loss alone: the logits are never made whole, None is returned)."""
+        hidden = self.features(idx, cache)  # (B, T, C)
+        if targets is not None and self.cfg.lm_loss == "chunked":
+            return None, chunked_lm_loss(hidden, self.lm_head.weight, targets)
+        logits = self.lm_head(hidden)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

@@ -17,6 +17,7 @@ import torch
 from shared import distributed
 from shared.checkpoint import load_checkpoint
 from shared.cli import UserError, run_main
+from shared.flops import peak_gflops
 from shared.metrics import lm_metrics
 from shared.run import Run, seed_everything
 from shared.train import make_adamw, train
@@ -101,7 +102,16 @@ def _train(run: Run) -> dict:
     if rank == 0:
         print(f"{STAGE}: {cfg.dataset} ({corpus.tokenizer.kind} tokens: {n_train:,} train / "
               f"{len(corpus.splits['val']):,} val), {model.num_params():,} parameters, device {device}"
-              f"{f' x{world}' if world > 1 else ''}, amp {run.amp_dtype}, run {run.dir}")
+              f"{f' x{world}' if world > 1 else ''}, {run.amp_note}, attention {model.cfg.attention}"
+              f"{', compiled' if cfg.compile else ''}, run {run.dir}")
+    # MFU's two halves: what a token costs, and the best matmul rate at this model's shapes, measured now.
+    flops_per_token = model.flops_per_token(cfg.block_size)
+    peak, peak_shape = peak_gflops(model.matmul_shapes(cfg.batch_size * cfg.block_size),
+                                   run.amp_dtype or torch.float32, device)
+    if rank == 0:
+        print(f"MFU against {peak:,.0f} GFLOP/s ({str(run.amp_dtype or torch.float32).replace('torch.', '')} "
+              f"matmul {peak_shape[0]}x{peak_shape[1]} @ {peak_shape[1]}x{peak_shape[2]}, measured now), "
+              f"{flops_per_token / 1e6:.1f} MFLOP per token (6N + 12LCT)")
 
     batches = RandomWindows(corpus.splits["train"], cfg.batch_size, cfg.block_size, cfg.seed, device, rank, world)
 
@@ -117,7 +127,9 @@ def _train(run: Run) -> dict:
     optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device, betas=(0.9, cfg.beta2))
     extra = {"model_config": asdict(model.cfg), "tokenizer": corpus.tokenizer.to_json(), "stage": STAGE}
     result = train(model, optimizer, run, batch_at=batches, loss_fn=loss_fn, evaluate=evaluate,
-                   steps_per_epoch=max(1, n_train // tokens_per_step), extra_state=extra, item_name="tokens")
+                   steps_per_epoch=max(1, n_train // tokens_per_step), extra_state=extra, item_name="tokens",
+                   flops_per_item=flops_per_token, peak_flops=peak * 1e9 * world)
+    mfu = result.items_per_sec * flops_per_token / (peak * 1e9 * world)  # tokens/s counts every process
 
     # Final numbers: the best checkpoint on the whole val (and test) split, or --final_eval_tokens of each.
     if rank == 0:
@@ -131,13 +143,14 @@ def _train(run: Run) -> dict:
     if rank != 0:
         return scores
     shape = model.cfg  # the model that was trained: with --init_from, the loaded one's shape
-    amp = str(run.amp_dtype).replace("torch.", "") if run.amp_dtype else "off"
     record = run.record(result, task="language_model", params=model.num_params(),
                         model_name=f"GPT {shape.n_layer}L/{shape.n_head}H/{shape.n_embd}d ctx {cfg.block_size}",
-                        tokenizer=corpus.tokenizer.kind, world_size=world, amp=amp, compile=cfg.compile, **scores)
+                        tokenizer=corpus.tokenizer.kind, world_size=world, compile=cfg.compile,
+                        attention=model.cfg.attention, mfu=round(mfu, 4), flops_per_token=flops_per_token,
+                        peak_gflops=round(peak, 1), **scores)
     shown = "  ".join(f"{k} {v:.4f}" for k, v in scores.items() if k.endswith(("loss", "perplexity", "bpc")))
     print(f"{cfg.dataset}: {shown}  ({result.train_seconds:.1f} s of training, "
-          f"{result.items_per_sec:,.0f} tokens/s)  -> {run.dir}")
+          f"{result.items_per_sec:,.0f} tokens/s, MFU {100 * mfu:.1f}%)  -> {run.dir}")
     prompt = torch.tensor([corpus.tokenizer.encode("\n" if corpus.tokenizer.kind == "char" else "The")], device=device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     sample = torch.cat(list(model.generate(prompt, 200, temperature=0.8, top_k=40, generator=generator)), dim=1)

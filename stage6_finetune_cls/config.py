@@ -35,6 +35,10 @@ class FinetuneConfig(TrainConfig, TextColumns):
     max_length: int = field(default=0, metadata={"help": "tokens per message; 0 = the longest train message "
                                                          "(cut to the model's context)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout inside the GPT while finetuning"})
+    adapt_steps: int = field(default=0, metadata={
+        "help": "continued pretraining first: steps of next-token prediction on the task's training texts "
+                "(labels unused, every weight trained; 2,048 tokens a step), then the finetuning; 0 = off"})
+    adapt_lr: float = field(default=5e-4, metadata={"help": "learning rate of the --adapt_steps phase"})
     random_shape: str = field(default="pretrained", metadata={
         "help": "the shape of --init_from random: pretrained (the pretrained model's shape and tokenizer, "
                 "weights drawn afresh: the ablation), or n_layer,n_head,n_embd,block_size with GPT-2's BPE"})
@@ -47,6 +51,8 @@ class FinetuneConfig(TrainConfig, TextColumns):
         check(self.lora_alpha > 0, "--lora_alpha must be positive")
         check(self.max_length >= 0, "--max_length must be >= 0")
         check(0 <= self.dropout < 1, "--dropout must be in [0, 1)")
+        check(self.adapt_steps >= 0, "--adapt_steps must be >= 0")
+        check(self.adapt_lr > 0, "--adapt_lr must be positive")
         parts = self.random_shape.split(",")
         check(self.random_shape == "pretrained" or (len(parts) == 4 and all(p.strip().isdigit() and int(p) > 0
                                                                             for p in parts)),
@@ -64,12 +70,14 @@ class FinetuneConfig(TrainConfig, TextColumns):
         if self.out_dir or self.run_name:
             return super().run_dir(stage)
         task = "" if self.task == "sms_spam" else f"{dataset_slug(self.task)}-"
-        return Path("runs") / stage / f"{task}{self.init_name}-{self.trainable}-{self.preset}{self.name_suffix}"
+        adapted = f"-adapt{self.adapt_steps}" if self.adapt_steps else ""
+        name = f"{task}{self.init_name}{adapted}-{self.trainable}-{self.preset}{self.name_suffix}"
+        return Path("runs") / stage / name
 
 
 PRESETS: dict[str, dict] = {
     # Seconds: tests and notebooks (use with a tiny --init_from or random).
-    "tiny": dict(preset="tiny", max_steps=80, batch_size=8, lr=1e-3, eval_interval=40, log_interval=10,
+    "tiny": dict(preset="tiny", amp="off", max_steps=80, batch_size=8, lr=1e-3, eval_interval=40, log_interval=10,
                  random_shape="2,2,32,32"),
     # LLMs-from-scratch ch. 6: batch 8, AdamW with weight decay 0.1, 5 epochs. Our GPT is ~15x
     # smaller than GPT-2, so it wants a larger learning rate than their 5e-5; the head alone (a

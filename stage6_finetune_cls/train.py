@@ -29,6 +29,7 @@ from stage5_gpt.data import Tokenizer
 from stage5_gpt.hf import is_hf_folder
 from stage5_gpt.model import GPT, GPTConfig
 from stage5_gpt.train import load_model as load_gpt
+from stage6_finetune_cls.adapt import adapt_to_texts
 from stage6_finetune_cls.config import DEFAULT_PRETRAINED, PRESETS, PRETRAIN_COMMAND, FinetuneConfig
 from stage6_finetune_cls.data import EncodedSplit, ShuffledBatches, load_encoded
 from stage6_finetune_cls.model import GPTClassifier, Parts, merge_lora, set_trainable, trainable_parameters
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     gpt, tokenizer, source = pretrained_gpt(cfg)
     data, label_names, max_length = load_encoded(tokenizer, gpt.cfg.block_size, cfg.max_length, cfg.task,
                                                  cfg.text_column, cfg.label_column)
+    adapted: dict[str, float] = {}
+    if cfg.adapt_steps and not run.resumed:  # resuming: the adapted weights come back with the checkpoint
+        seed_everything(cfg.seed)
+        adapted = adapt_to_texts(gpt.to(device), data["train"], data["val"], tokenizer, run)
     seed_everything(cfg.seed)  # the head and adapters start the same whatever was loaded before
     model = GPTClassifier(gpt, len(label_names), Parts(**run.yours))  # your parts on top of the reference's
     set_trainable(model, cfg.trainable, cfg.lora_rank, cfg.lora_alpha)
@@ -100,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"{STAGE}: {source}, {gpt.cfg.n_layer} layers x {gpt.cfg.n_embd} dims; trainable {cfg.trainable}: "
           f"{n_trainable:,} of {count_params(model):,} parameters; {len(data['train'])} train / "
           f"{len(data['val'])} val / {len(data['test'])} test {cfg.task} texts of <= {max_length} tokens; "
-          f"device {run.device}; run {run.dir}")
+          f"device {run.device}, {run.amp_note}; run {run.dir}")
 
     batches = ShuffledBatches(data["train"], cfg.batch_size, cfg.seed, device)
 
@@ -130,13 +135,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
         merge_lora(model)
         torch.testing.assert_close(predict_proba(model, data["test"]), before, rtol=0, atol=1e-4)
     init = "random init" if cfg.init_from == "random" else f"pretrained ({cfg.init_name})"
+    if cfg.adapt_steps:
+        init += f" + {cfg.adapt_steps} steps on the task's texts"
     shape = f"{gpt.cfg.n_layer}L/{gpt.cfg.n_head}H/{gpt.cfg.n_embd}d"
     record = run.record(result, task="classification", model_name=f"GPT {init}, trains {cfg.trainable}",
                         params=count_params(model), init_from=source, shape=shape, trainable=cfg.trainable,
                         trainable_params=n_trainable, wall_seconds=round(time.perf_counter() - started, 2),
                         max_length=max_length, **{f"{name}_accuracy": s["accuracy"] for name, s in scores.items()},
                         test_f1=scores["test"]["f1"], test_loss=scores["test"]["loss"],
-                        test_confusion_matrix=scores["test"]["confusion_matrix"])
+                        test_confusion_matrix=scores["test"]["confusion_matrix"], **adapted)
     print(f"{cfg.task} test: accuracy {scores['test']['accuracy']:.4f}  macro-F1 {scores['test']['f1']:.4f}  "
           f"(val {scores['val']['accuracy']:.4f}, train {scores['train']['accuracy']:.4f}; "
           f"{result.train_seconds:.1f} s of training)  -> {run.dir}")

@@ -181,10 +181,12 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_generate_is_reproducible_and_streams(tiny_run, capsys):
     out, _, _ = tiny_run
-    flags = ["--checkpoint", str(out), "--prompt", "ROMEO:", "--max_new_tokens", "40", "--seed", "5"]
+    # 6 + 26 tokens fill the tiny context (32) exactly: past it the two paths see different windows
+    # (the cache restarts from the last half), so only up to it must they agree token for token.
+    flags = ["--checkpoint", str(out), "--prompt", "ROMEO:", "--max_new_tokens", "26", "--seed", "5"]
     first = stage5_generate.main(flags)
     second = stage5_generate.main([*flags, "--no-kv_cache"])
-    assert first == second and len(first[0]) == 40
+    assert first == second and len(first[0]) == 26
     assert "ROMEO:" + first[0] in capsys.readouterr().out
 
 
@@ -199,8 +201,11 @@ def test_interactive_generation_and_unknown_characters(tiny_run, capsys, monkeyp
 
 def test_evaluate_and_info(tiny_run):
     out, record, _ = tiny_run
-    results = stage5_evaluate.main(["--checkpoint", str(out)])
-    assert results["val_loss"] == pytest.approx(record["val_loss"], abs=1e-4)  # the final score train recorded
+    whole = stage5_evaluate.main(["--checkpoint", str(out)])
+    # train scored --final_eval_tokens of val (the tiny preset: 16k); evaluate, the whole split by default
+    part = stage5_evaluate.main(["--checkpoint", str(out), "--max_tokens", str(1 << 14)])
+    assert part["val_loss"] == pytest.approx(record["val_loss"], abs=1e-4)  # the final score train recorded
+    assert whole["val_loss"] != part["val_loss"]
     report = stage5_info.main(["--preset", "gpt2"])
     assert 124e6 < report["parameters"] < 125e6  # GPT-2 small with a 50304-row (padded) embedding
     # docs/stage5_gpt.md section 6: the Tiny Shakespeare presets train on about 2 and 4 tokens per parameter
