@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import platform
+import subprocess
 
 import torch
 
@@ -24,36 +27,33 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def cpu_bf16_features() -> list[str]:
-    """The CPU's instructions that compute bf16 natively (AVX512-BF16, AMX-BF16, Arm's BF16), or []."""
-    import platform
-    import subprocess
+@functools.lru_cache(maxsize=1)
+def _cpuinfo_field(*names: str) -> str:
+    """The value of the first /proc/cpuinfo line that starts with one of `names` ("" if none, or no file)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(names)), "")
+    except OSError:
+        return ""
 
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_features() -> tuple[str, ...]:
+    """The CPU's instructions that compute bf16 natively (AVX512-BF16, AMX-BF16, Arm's BF16), or ()."""
     if platform.system() == "Darwin":  # Apple M2 and later
         try:
             out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
                                  timeout=5).stdout.strip()
         except (OSError, subprocess.SubprocessError):
-            return []
-        return ["arm_bf16"] if out == "1" else []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
-    except OSError:
-        return []
-    return [name for name in ("avx512_bf16", "amx_bf16", "bf16") if name in flags]
+            return ()
+        return ("arm_bf16",) if out == "1" else ()
+    flags = _cpuinfo_field("flags", "Features").split()
+    return tuple(name for name in ("avx512_bf16", "amx_bf16", "bf16") if name in flags)
 
 
 def cpu_model() -> str:
     """The CPU's name as the system gives it ("AMD EPYC 9R14", "Intel(R) Xeon(R) Processor"), or the arch."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        name = ""
-    return name or platform.processor() or platform.machine()
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:

@@ -38,8 +38,8 @@ def make_adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.d
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    # One fused kernel for the whole update on GPUs and CPUs (on 2 CPU cores 5-14% more tokens/s for a
-    # storybook GPT step than the multi-tensor foreach update: bench/stage5_cpu_speed.py); elsewhere foreach.
+    # One fused kernel for the whole update on GPUs and CPUs (faster than foreach on both:
+    # bench/stage5_cpu_speed.py); elsewhere (MPS) the multi-tensor foreach update.
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused, foreach=None if fused else True)
 

@@ -86,7 +86,7 @@ PRESETS: dict[str, dict] = {
                 log_interval=50,
                 # GPT-2 BPE: a 50k-row embedding; score 64k val tokens at each eval, the whole split at the end.
                 by_dataset={"wikitext2": dict(lr=1e-3, eval_tokens=1 << 16, lm_loss="chunked"),
-                            # Pretraining for stage 6 in ~30 minutes: twice as wide, twice the context,
+                            # Pretraining for stage 6 in ~30 minutes: twice as wide, four times the context,
                             # an 8k BPE learned on the books (a 2M-row embedding instead of GPT-2's 6.4M).
                             "gutenberg_children": GUTENBERG_CPU}),
     # nanoGPT's shakespeare-char GPU shape: 6 layers, 6 heads, 384 dims, context 256, batch 64. Half of
