@@ -189,7 +189,27 @@ def run_main(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | 
         print(f"error: {err.strerror or err}{where}; check the path, its permissions and the free disk space.",
               file=sys.stderr)
         sys.exit(1)
+    except Exception as err:
+        # Ctrl-C while a C extension was being imported surfaces as that import's error, the
+        # KeyboardInterrupt only in its context: the same stop as a plain Ctrl-C.
+        if not _caused_by_interrupt(err):
+            raise
+        _interrupted()
     except KeyboardInterrupt:
-        print("\ninterrupted; files already written are kept (a training run continues with --resume).",
-              file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
+
+
+def _caused_by_interrupt(err: BaseException | None) -> bool:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _interrupted() -> None:
+    print("\ninterrupted; files already written are kept (a training run continues with --resume).",
+          file=sys.stderr)
+    sys.exit(130)

@@ -92,3 +92,23 @@ def test_the_main_text_may_come_before_or_after_the_flags(argv):
     raw = first_positional_as("--text", argv, _Message)
     assert raw[:2] == ["--text", "hello there"] and sorted(raw[2:]) == sorted(a for a in argv if a != "hello there")
     assert first_positional_as("--text", ["--checkpoint", "run"], _Message) == ["--checkpoint", "run"]  # no text
+
+
+def test_ctrl_c_inside_an_import_is_the_same_clean_stop(capsys):
+    """Ctrl-C while a C extension initialises (pandas, at the end of a run) surfaces as that import's
+    error, with the KeyboardInterrupt only in its context: still one sentence and exit 130."""
+    import pytest
+
+    from shared.cli import run_main
+
+    def main(argv):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("returned a result with an exception set")  # noqa: B904  (as CPython chains it)
+
+    with pytest.raises(SystemExit) as stop:
+        run_main(main, [])
+    assert stop.value.code == 130 and "interrupted; files already written are kept" in capsys.readouterr().err
+    with pytest.raises(SystemError):  # a real error with no Ctrl-C behind it still shows as itself
+        run_main(lambda argv: (_ for _ in ()).throw(SystemError("boom")), [])
