@@ -7,23 +7,27 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
 .PHONY: help install install-dev demo test quick-test lint results pretrain stage6-table clean clean-runs check \
-        notebooks train generate info
+        notebooks train generate info instruct
 .DEFAULT_GOAL := help
 
 # `make train STAGE=5 ARGS="--preset tiny"`: STAGE picks the package, ARGS are its flags.
-STAGES := stage1_mlp stage2_rnn_lstm stage3_attention_seq2seq stage4_transformer stage5_gpt stage6_finetune_cls
-STAGE_NUMBER = $(filter 1 2 3 4 5 6,$(STAGE))
+STAGES := stage1_mlp stage2_rnn_lstm stage3_attention_seq2seq stage4_transformer stage5_gpt stage6_finetune_cls \
+          stage7_instruct
+STAGE_NUMBER = $(filter 1 2 3 4 5 6 7,$(STAGE))
 PKG = $(if $(STAGE_NUMBER),$(word $(STAGE_NUMBER),$(STAGES)))
 # What `make generate` runs for each stage, and its default input (stage 1 classifies; see its evaluate).
 GENERATE := - stage2_rnn_lstm.generate stage3_attention_seq2seq.translate stage4_transformer.translate \
-            stage5_gpt.generate stage6_finetune_cls.classify
+            stage5_gpt.generate stage6_finetune_cls.classify stage7_instruct.chat
 GENERATE_ARGS_2 := --prompt "ROMEO:" --max_new_tokens 200
 GENERATE_ARGS_3 := "A man in a red shirt is riding a bike."
 GENERATE_ARGS_4 := $(GENERATE_ARGS_3)
 GENERATE_ARGS_5 := $(GENERATE_ARGS_2)
 GENERATE_ARGS_6 := "WINNER! You have been selected to receive a prize. Call now to claim."
+GENERATE_ARGS_7 := --message "Write a short story passage with dialogue."
 ARGS ?=
-NEEDS_STAGE = @case "$(STAGE)" in [1-6]) ;; *) echo "make $@ needs STAGE=1..6, e.g. make $@ STAGE=5 ARGS='--preset tiny'"; exit 2;; esac
+STORYBOOK_GPT := runs/stage5_gpt/gutenberg_children-cpu/best.pt
+INSTRUCT_MODELS := pretrained,stage7_instruct/sft-mix-cpu,stage7_instruct/sft-mix-nomask-cpu,stage7_instruct/dpo-both-cpu
+NEEDS_STAGE = @case "$(STAGE)" in [1-7]) ;; *) echo "make $@ needs STAGE=1..7, e.g. make $@ STAGE=5 ARGS='--preset tiny'"; exit 2;; esac
 
 help: ## list the targets (this)
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
@@ -64,6 +68,10 @@ demo: install  ## the quick tour: every stage on a quick run, then the tables (~
 	$(PY) -m stage5_gpt.train --preset cpu --dataset wikitext2 --max_steps 300 --final_eval_tokens 131072 --run_name wikitext2-quick --overwrite
 	$(PY) -m stage6_finetune_cls.train --init_from runs/stage5_gpt/wikitext2-quick --trainable all --epochs 3 --run_name quick --overwrite
 	$(PY) -m stage6_finetune_cls.classify "WINNER! You have been selected to receive a £900 prize. Call 09061701461 to claim now."
+	@if [ -f $(STORYBOOK_GPT) ]; then \
+	  $(PY) -m stage7_instruct.train --max_steps 250 --eval_interval 0 --run_name sft-quick --overwrite && \
+	  $(PY) -m stage7_instruct.chat --checkpoint runs/stage7_instruct/sft-quick --message "Write a short story passage with dialogue."; \
+	else echo "stage 7 (instruction tuning) starts from the storybook GPT: make pretrain (~30 min), then make demo again"; fi
 	$(PY) -m shared.report
 
 # Open the notebooks: installs Jupyter (the `notebooks` extra) and starts it in this folder. Run
@@ -121,6 +129,7 @@ results: install  ## the benchmark runs behind the README numbers (hours on 2 co
 	$(PY) bench/translation_step_time.py
 	for seed in 1337 1 2; do $(PY) -m stage4_transformer.train --preset cpu --seed $$seed || exit 1; done
 	$(MAKE) stage6-table
+	$(MAKE) instruct
 	$(PY) -m shared.report
 
 # Stage 6's default starting point: the stage 5 cpu preset pretrained on the storybooks with its own
@@ -128,12 +137,21 @@ results: install  ## the benchmark runs behind the README numbers (hours on 2 co
 pretrain: install  ## pretrain the storybook GPT stage 6 starts from (~30 min on 2 cores)
 	$(PY) -m stage5_gpt.train --dataset gutenberg_children --preset cpu
 
+# Stage 7's runs: SFT with the prompt masked and not, DPO from the masked one, then the base model and the
+# three side by side on held-out prompts (python -m shared.report --task instruct_eval).
+instruct: install  ## stage 7: SFT (prompt masked and not), DPO, the side-by-side evaluation (~1 h on 2 cores)
+	test -f $(STORYBOOK_GPT) || $(MAKE) pretrain
+	$(PY) -m stage7_instruct.train --overwrite
+	$(PY) -m stage7_instruct.train --no-mask_prompt --overwrite
+	$(PY) -m stage7_instruct.dpo --overwrite
+	$(PY) -m stage7_instruct.evaluate --models $(INSTRUCT_MODELS)
+
 # Stage 6's table, for both tasks: every --trainable choice from the pretrained GPT and from random
 # weights, seeds 1 and 2 of the headline rows (last_block and lora, both inits: 3 seeds with the
 # first), continued pretraining on the task's own texts first (3 seeds: SST-2 300 steps, about one pass
 # over its phrases; SMS spam 50 steps, about three passes), and the scikit-learn baseline.
 stage6-table: install  ## every stage 6 run of its README table (~1.5 h on 2 cores)
-	test -f runs/stage5_gpt/gutenberg_children-cpu/best.pt || $(MAKE) pretrain
+	test -f $(STORYBOOK_GPT) || $(MAKE) pretrain
 	for task in sms_spam sst2; do \
 	  for init in pretrained random; do \
 	    for t in head last_block last_two_blocks all lora; do \

@@ -1,11 +1,13 @@
 """Execute every stage's visualize.ipynb on the runs in runs/ and store it with its outputs.
 
     make demo                      # the runs the notebooks read (~16 minutes on 2 CPU cores)
+    make instruct                  # stage 7's runs (~1 hour on 2 cores, after `make pretrain`)
     python bench/store_notebooks.py [--stages 1 5]
 
 A notebook trains whatever it reads that is missing (each says what, and how long, in its first
-cell), so run `make demo` first. Figures are stored as PNG at 72 dpi so that each notebook stays
-well under 1 MB on GitHub (tests/test_notebooks.py checks the size and that the figures are there).
+cell), so run `make demo` first; stage 7's trains nothing here: it reads the runs of `make instruct`
+and says which are missing. Figures are stored as PNG at 72 dpi so that each notebook stays well
+under 1 MB on GitHub (tests/test_notebooks.py checks the size and that the figures are there).
 One notebook at a time: two trainings at once on 2 cores slow each other down several times over.
 """
 
@@ -22,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stages", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6], choices=range(1, 7))
+    parser.add_argument("--stages", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6, 7], choices=range(1, 8))
     args = parser.parse_args()
     import nbformat
     from nbclient import NotebookClient

@@ -35,7 +35,8 @@ from shared.cli import UserError, parse_config, run_main
 from shared.data_registry import REPO_ROOT
 
 STAGES = {"1": "stage1_mlp", "2": "stage2_rnn_lstm", "3": "stage3_attention_seq2seq", "4": "stage4_transformer",
-          "5": "stage5_gpt", "6": "stage6_finetune_cls"}
+          "5": "stage5_gpt", "6": "stage6_finetune_cls",
+          "7": "stage7_instruct"}
 
 
 class Wrong(Exception):
@@ -246,7 +247,7 @@ def with_yours(cfg: Any, stage: str) -> tuple[Any, dict[str, Callable]]:
 
 @dataclass(frozen=True)
 class CheckConfig:
-    stage: str = field(default="", metadata={"help": "which stage: 1-6, stage4, or stage4_transformer"})
+    stage: str = field(default="", metadata={"help": "which stage: 1-7, stage4, or stage4_transformer"})
     file: str = field(default="", metadata={"help": "the file to check; default the stage's yours.py"})
     part: str = field(default="", metadata={"help": "check only this part"})
 

@@ -102,6 +102,17 @@ _register(
                   f"{_CHARCNN}/test.csv"),
 )
 _register(
+    "instruct", "LLMs-from-scratch ch07: 1,100 Alpaca-style instructions; the same with chosen / rejected responses.",
+    instructions=DataFile("instruct/instruction-data.json",
+                          _sha("7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944"),
+                          "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/"
+                          "instruction-data.json"),
+    preferences=DataFile("instruct/instruction-data-with-preference.json",
+                         _sha("305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e"),
+                         "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/"
+                         "04_preference-tuning-with-dpo/instruction-data-with-preference.json"),
+)
+_register(
     "sms_spam", "SMS Spam Collection: 5,574 messages, 747 spam.",
     all=DataFile("sms_spam/SMSSpamCollection",
                  _sha("7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"),

@@ -41,6 +41,17 @@ TABLES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
         ("tok. BLEU", "test_bleu_tok_lower", "f2"), ("tok. BLEU beam", "test_bleu_tok_lower_beam", "f2"),
         ("tokens/s", "tokens_per_sec", "int"),
     ]),
+    ("Instruction tuning (stage 7 runs)", "instruct", [
+        ("val storybook loss", "val_storybook_loss", "f3"), ("val ch07 loss", "val_ch07_loss", "f3"),
+        ("DPO accuracy, ch07 test pairs", "test_ch07_accuracy", "pct"), ("DPO margin", "test_ch07_margin", "f3"),
+    ]),
+    ("Instruction following (held-out prompts, sampled replies at temperature 0.7)", "instruct_eval", [
+        ("all requirements met", "story_all_met", "pct"), ("chance control", "story_chance", "pct"),
+        ("uses the words", "story_word", "pct"), ("dialogue", "story_dialogue", "pct"),
+        ("ch07 stopped", "ch07_stopped", "pct"), ("ch07 distinct-2", "ch07_distinct2", "f3"),
+        ("ch07 repeated 4-gram", "ch07_repeated_4gram", "pct"), ("ch07 chrF", "ch07_chrf", "f2"),
+        ("val storybook loss", "val_storybook_loss", "f3"), ("val ch07 loss", "val_ch07_loss", "f3"),
+    ]),
 ]
 COMMON_HEAD = [("stage", "stage"), ("dataset", "dataset"), ("model", "model"), ("preset", "preset")]
 COMMON_TAIL = [("params", "params", "params"), ("train s", "train_seconds", "f1")]
@@ -171,7 +182,7 @@ def render(runs: pd.DataFrame | Sequence[dict[str, Any]]) -> str:
 @dataclass(frozen=True)
 class ReportConfig:
     runs_dir: str = field(default="runs", metadata={"help": "where the runs were recorded"})
-    task: Literal["all", "classification", "language_model", "translation"] = field(
+    task: Literal["all", "classification", "language_model", "translation", "instruct", "instruct_eval"] = field(
         default="all", metadata={"help": "only this task's tables"})
 
 

@@ -31,6 +31,7 @@ REFERENCE = {
                   "from stage5_gpt.model import causal_self_attention, init_gpt2, kv_cache_update\n",
     "stage6_finetune_cls": "from stage6_finetune_cls.model import freeze, last_token, lora_forward, "
                            "lora_merged_weight\n",
+    "stage7_instruct": "from stage7_instruct.model import dpo_loss, masked_lm_loss, render_chat, sequence_logprob\n",
 }
 
 
@@ -53,6 +54,40 @@ def test_the_untouched_stubs_fail_every_part_as_not_implemented(stage):
 
 
 MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
+    ("stage7_instruct", "render_chat", """
+        def render_chat(turns, tokenizer, mask_prompt=True):
+            ids, mask = [], []
+            for role, text in turns:
+                if role == "user":
+                    part = [tokenizer.user] + tokenizer.encode(text)
+                else:
+                    part = [tokenizer.assistant] + tokenizer.encode(text) + [tokenizer.end]
+                ids += part
+                mask += [True] * len(part)  # mask_prompt forgotten: the prompt is supervised too
+            if turns[-1][0] == "user":
+                ids, mask = ids + [tokenizer.assistant], mask + [True]
+            mask[0] = False
+            return ids, mask
+        """, "the prompt is in the loss"),
+    ("stage7_instruct", "masked_lm_loss", """
+        def masked_lm_loss(logits, ids, mask):
+            w = mask[:, :-1].float()  # the input's mask, not the target's
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1),
+                                                    reduction="none").view_as(w)
+            return (nll * w).sum() / w.sum().clamp(min=1)
+        """, "the mask is shifted by one"),
+    ("stage7_instruct", "dpo_loss", """
+        def dpo_loss(pc, pr, rc, rr, beta):
+            chosen, rejected = pc - rc, pr - rr  # the reference not detached
+            loss = -torch.nn.functional.logsigmoid(beta * (chosen - rejected)).mean()
+            return loss, (beta * chosen).detach(), (beta * rejected).detach()
+        """, "the reference model is left trainable"),
+    ("stage7_instruct", "dpo_loss", """
+        def dpo_loss(pc, pr, rc, rr, beta):
+            chosen, rejected = beta * (pc - rc.detach()), beta * (pr - rr.detach())
+            loss = -torch.nn.functional.logsigmoid(beta * (chosen - rejected)).mean()  # beta again
+            return loss, chosen.detach(), rejected.detach()
+        """, "beta is applied twice"),
     ("stage4_transformer", "scaled_dot_product_attention", """
         def scaled_dot_product_attention(q, k, v, mask=None):
             scores = q @ k.transpose(-2, -1)  # no 1/sqrt(dh)

@@ -37,7 +37,7 @@ def test_train_and_generate_pass_stage_and_args():
 @pytest.mark.parametrize("args", [["train"], ["train", "STAGE=9"], ["generate", "STAGE=x"]])
 def test_a_missing_or_bad_stage_is_one_line(args):
     done = make(*args)
-    assert done.returncode != 0 and "needs STAGE=1..6" in done.stdout
+    assert done.returncode != 0 and "needs STAGE=1..7" in done.stdout
 
 
 def test_info_reports_the_machine_and_the_data(capsys):
