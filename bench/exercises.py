@@ -62,6 +62,7 @@ def two_seeds(label, module, flags):
 
 S1, S2, S3, S4, S5, S6 = "stage1_mlp.train", "stage2_rnn_lstm.train", "stage3_attention_seq2seq.train", \
     "stage4_transformer.train", "stage5_gpt.train", "stage6_finetune_cls.train"
+SFT, DPO = "stage7_instruct.train", "stage7_instruct.dpo"
 SST2, TREC = ["--dataset", "sst2", "--preset", "cpu"], ["--dataset", "trec", "--preset", "cpu"]
 LSTM_400 = ["--preset", "cpu", "--max_steps", "400", "--eval_interval", "400", "--warmup_steps", "40"]
 SEQ2SEQ_150 = ["--preset", "cpu", "--max_steps", "150", "--eval_interval", "150", "--beam_size", "5"]
@@ -74,6 +75,10 @@ LORA = [*SPAM, "--trainable", "lora"]
 FINETUNED = [("test accuracy", "test_accuracy", "pct"), ("val accuracy", "val_accuracy", "pct"),
              ("trained params", "trainable_params", "int"), ("train s", "train_seconds", "f1")]
 ACC = [("test accuracy", "test_accuracy", "pct"), ("val accuracy", "val_accuracy", "pct")]
+SFT_CH07 = ["--preset", "cpu", "--data", "ch07", "--max_steps", "300", "--warmup_steps", "30", "--eval_interval", "300"]
+DPO_CH07 = ["--preset", "cpu", "--pairs", "ch07"]  # from the SFT model of `python -m stage7_instruct.train`
+PREFERENCE = [("test pair accuracy", "test_ch07_accuracy", "pct"), ("test reward margin", "test_ch07_margin", "f3"),
+              ("val pair accuracy", "val_ch07_accuracy", "pct"), ("train s", "train_seconds", "f1")]
 BLEU = [("sacreBLEU greedy", "test_bleu", "f2"), ("sacreBLEU beam 5", "test_bleu_beam", "f2"),
         ("train s", "train_seconds", "f1")]
 
@@ -184,6 +189,15 @@ EXERCISES = [
         Run("r = 8 (the preset)", S6, LORA),
         Run("r = 32", S6, [*LORA, "--lora_rank", "32", "--lora_alpha", "64"]),
     ], FINETUNED),
+    Exercise("E7.1", "The prompt in the loss, or not", [
+        Run("replies only (the default)", SFT, SFT_CH07),
+        Run("prompt too (--no-mask_prompt)", SFT, [*SFT_CH07, "--no-mask_prompt"]),
+    ], [("val ch07 reply loss", "val_ch07_loss", "f3"), ("train s", "train_seconds", "f1")]),
+    Exercise("E7.2", "DPO's beta", [
+        Run("beta 0.05", DPO, [*DPO_CH07, "--beta", "0.05"]),
+        Run("beta 0.1 (the preset)", DPO, DPO_CH07),
+        Run("beta 0.5", DPO, [*DPO_CH07, "--beta", "0.5"]),
+    ], PREFERENCE),
 ]
 
 
@@ -270,7 +284,7 @@ def write_block(path: Path, exercise_id: str, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", nargs="+", default=["1", "2", "3", "4", "5", "6"])
+    parser.add_argument("--stages", nargs="+", default=["1", "2", "3", "4", "5", "6", "7"])
     parser.add_argument("--only", nargs="+", default=[], help="exercise ids, e.g. E3.1")
     parser.add_argument("--rerun", action="store_true", help="train the runs again instead of reusing them")
     parser.add_argument("--write", action="store_true", help="update the docs' measured blocks and bench/results")

@@ -84,7 +84,8 @@ def main() -> None:
             page.fill("#text", "x" * 401)
             page.press("#text", "Enter")
             page.wait_for_selector(".msg.error", timeout=30_000)
-            lines.append(f"a 401-character message is refused on the page: {page.locator('.msg.error').last.inner_text()!r}")
+            refusal = page.locator(".msg.error").last.inner_text()
+            lines.append(f"a 401-character message is refused on the page: {refusal!r}")
             browser.close()
     finally:
         server.terminate()

@@ -97,13 +97,11 @@ def fold_seeds(runs: pd.DataFrame) -> pd.DataFrame:
         run_without_seed=lambda r: r["run"].fillna("").astype(str).str.replace(r"-s\d+$", "", regex=True),
         interrupted=lambda r: r["interrupted"].eq(True), yours=lambda r: r["yours"].eq(True))
     groups = runs.groupby(SAME_CONFIGURATION, sort=False, dropna=False)  # dropna=False: a run without a preset
-    folded = groups.first()
-    folded["seeds"] = groups.size()
+    columns = {"seeds": groups.size()}
     for score in SCORES:
-        folded[f"{score} mean"] = groups[score].mean()
-        folded[f"{score} std"] = groups[score].std()
-        folded[f"{score} n"] = groups[score].count()
-    return folded.reset_index()
+        columns |= {f"{score} mean": groups[score].mean(), f"{score} std": groups[score].std(),
+                    f"{score} n": groups[score].count()}
+    return pd.concat([groups.first(), pd.DataFrame(columns)], axis=1).reset_index()
 
 
 def _fmt(value: Any, kind: str) -> str:

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with torch.no_grad(), run.autocast():
         for name in [n for n in rows if n != "train"]:
             for key, value in preference_scores(policy, rows[name], refs[name], parts, cfg.beta, pad, device).items():
-                final[f"{name}_{key}"] = round(value, 4)
+                final[f"{name}_{'dpo_loss' if key == 'loss' else key}"] = round(value, 4)  # not a reply loss
     record = run.record(result, task="instruct", params=policy.num_params(), method="dpo",
                         model_name=f"DPO (beta {cfg.beta}) on {cfg.pairs} pairs", init_from=cfg.init_from,
                         beta=cfg.beta, train_pairs=len(train_rows), storybook_pairs=len(story), **final)

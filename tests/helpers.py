@@ -21,12 +21,14 @@ from stage5_gpt.config import PRESETS as S5
 from stage5_gpt.config import GPTTrainConfig
 from stage6_finetune_cls.config import PRESETS as S6
 from stage6_finetune_cls.config import FinetuneConfig
+from stage7_instruct.config import DPO_PRESETS, SFT_PRESETS, DPOConfig, SFTConfig
 
 # Each stage's train module, its config class and presets: commands written in docs and benches parse with these.
 TRAIN_CONFIGS = {"stage1_mlp.train": (MLPConfig, S1), "stage2_rnn_lstm.train": (RNNTrainConfig, S2),
                  "stage3_attention_seq2seq.train": (Seq2SeqTrainConfig, S3),
                  "stage4_transformer.train": (TransformerTrainConfig, S4), "stage5_gpt.train": (GPTTrainConfig, S5),
-                 "stage6_finetune_cls.train": (FinetuneConfig, S6)}
+                 "stage6_finetune_cls.train": (FinetuneConfig, S6), "stage7_instruct.train": (SFTConfig, SFT_PRESETS),
+                 "stage7_instruct.dpo": (DPOConfig, DPO_PRESETS)}
 
 
 def first_and_last_train_loss(run_dir) -> tuple[float, float]:
