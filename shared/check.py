@@ -61,10 +61,19 @@ def same(what: str, expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: 
         raise Wrong(f"{what}: expected a tensor of shape {tuple(expected.shape)}, got {type(got).__name__}")
     if got.shape != expected.shape:
         raise Wrong(f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    if got.dtype != expected.dtype:  # a float64 part passes here, then the model fails on mixed dtypes
+        raise Wrong(f"{what}: expected dtype {expected.dtype}, got {got.dtype} (keep the dtype of the inputs)")
     expected, got = expected.detach().double(), got.detach().double()
     if torch.isnan(got).any() and not torch.isnan(expected).any():
         where = tuple(torch.nonzero(torch.isnan(got))[0].tolist())
         raise Wrong(f"{what}: NaN at {list(where)}")
+    # Infinite entries first: the tolerance below is infinite there, so any value would pass.
+    infinite = torch.isinf(expected) | torch.isinf(got)
+    wrong_inf = infinite & (expected != got)
+    if wrong_inf.any():
+        where = tuple(torch.nonzero(wrong_inf)[0].tolist())
+        raise Wrong(f"{what}: expected {expected[where].item():.4g}, got {got[where].item():.4g} at {list(where)}")
+    expected, got = expected.masked_fill(infinite, 0.0), got.masked_fill(infinite, 0.0)
     diff = (expected - got).abs().nan_to_num(nan=0.0)
     bad = diff > atol + rtol * expected.abs()
     if bad.any():
@@ -105,7 +114,7 @@ def stage_name(text: str) -> str:
     """'4', 'stage4', 'stage4_transformer' -> 'stage4_transformer'."""
     key = text.removeprefix("stage").split("_")[0]
     if key not in STAGES:
-        raise UserError(f"unknown stage {text!r}; give one of 1-6 (e.g. stage4 or 4).")
+        raise UserError(f"unknown stage {text!r}; give one of 1-7 (e.g. stage4 or 4).")
     return STAGES[key]
 
 
@@ -201,16 +210,31 @@ def report(stage: str, path: Path, results: list[Result], parts: list[Part]) -> 
             lines.append(f"  {'':<{width}}hint: {hints[r.part]}")
     todo = sum(r.status != "passed" for r in results)
     short = stage.split("_")[0]
-    lines.append(f"all {len(results)} parts pass: train with them, python -m {stage}.train --yours" if not todo
-                 else f"{todo} of {len(results)} parts to go: edit {shown(path)} and run python -m shared.check "
-                      f"{short} again")
+    other_file = path.resolve() != default_file(stage).resolve()
+    check_again = f"python -m shared.check {short}" + (f" --file {shown(path)}" if other_file else "")
+    train = f"python -m {stage}.train --yours" + (f" --yours_file {shown(path)}" if other_file else "")
+    if todo:
+        lines.append(f"{todo} of {len(results)} parts to go: edit {shown(path)} and run {check_again} again")
+    elif len(results) < len(parts):  # --part: the others were not looked at
+        checked = ", ".join(r.part for r in results)
+        lines.append(f"{checked} passes; the other parts were not checked: {check_again}")
+    else:
+        lines.append(f"all {len(results)} parts pass: train with them, {train}")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- --yours: train with your parts
 
 
-def use_yours(stage: str, file: str | Path | None = None, doing: str = "training") -> dict[str, Callable]:
+class YourParts(dict):
+    """Your parts by name, and `failing`: the ones that do not pass their check (trained with anyway)."""
+
+    def __init__(self, parts: dict[str, Callable], failing: Sequence[str] = ()) -> None:
+        super().__init__(parts)
+        self.failing = sorted(failing)
+
+
+def use_yours(stage: str, file: str | Path | None = None, doing: str = "training") -> YourParts:
     """Your implemented parts (passed or wrong) by name, read from your file; parts still raising
     NotImplementedError are left out, so the model keeps the reference for them. Says which is which.
     The caller builds the model with them: `Parts(**yours)` in the stage's model.py."""
@@ -226,7 +250,7 @@ def use_yours(stage: str, file: str | Path | None = None, doing: str = "training
     rest = [r.part for r in results if r.part not in mine]
     print(f"--yours: {doing} with your {', '.join(mine)}" + (f"; the reference {', '.join(rest)} "
                                                              f"(not written yet)" if rest else ""))
-    return {name: getattr(module, name) for name in mine}
+    return YourParts({name: getattr(module, name) for name in mine}, [r.part for r in results if r.status == "wrong"])
 
 
 def yours_settings(stage: str) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def fold_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     of the runs recorded it)."""
     runs = runs_table(runs).assign(
         run_without_seed=lambda r: r["run"].fillna("").astype(str).str.replace(r"-s\d+$", "", regex=True),
-        interrupted=lambda r: r["interrupted"].eq(True), yours=lambda r: r["yours"].eq(True))
+        interrupted=lambda r: r["interrupted"].eq(True), yours=lambda r: r["yours"].map(yours_mark))
     groups = runs.groupby(SAME_CONFIGURATION, sort=False, dropna=False)  # dropna=False: a run without a preset
     columns = {"seeds": groups.size()}
     for score in SCORES:
@@ -125,9 +125,17 @@ def cell(row: pd.Series, key: str, kind: str) -> str:
     return f"{_fmt(row[f'{key} mean'], kind)} ± {_fmt(row[f'{key} std'], kind)}"
 
 
+def yours_mark(parts: Any) -> str:
+    """"" for the reference; "yours" for a run with the learner's parts (a list of their names, or True)."""
+    return "yours" if parts is True or (isinstance(parts, (list, tuple)) and parts) else ""
+
+
 def model_marks(row: pd.Series) -> str:
-    """What the model column adds: (yours) for the learner's own parts, (interrupted) before its last step."""
-    marks = " (yours)" if row["yours"] else ""
+    """What the model column adds: (yours) for the learner's own parts, (yours, failing its check: X) when
+    one of them does not pass, (interrupted) before its last step."""
+    failing = row.get("yours_failing")
+    marks = f" (yours, failing its check: {', '.join(failing)})" if isinstance(failing, list) and failing \
+        else " (yours)" if row["yours"] else ""
     if row["interrupted"]:
         one_run = row["seeds"] == 1 and pd.notna(row["steps"]) and row["steps"]
         marks += f" (interrupted at step {int(row['steps'])})" if one_run else " (interrupted)"

@@ -261,6 +261,11 @@ class Run:
         return distributed.any_process(self.interrupt.requested, self.device) or self.out_of_time
 
     @property
+    def failing_parts(self) -> list[str]:
+        """Your parts (--yours) that do not pass their check: recorded, marked in the report, named on a NaN."""
+        return list(getattr(self.yours, "failing", []))
+
+    @property
     def interrupted(self) -> bool:
         return self.interrupt.requested and not self.out_of_time
 
@@ -271,6 +276,11 @@ class Run:
         history.append({"step": step, "train_loss": train_loss})
         self.save_history(history, final=True)
         kept = f"the last good checkpoint is {self.last_path}" if self.last_path.exists() else "none was saved yet"
+        if self.failing_parts:  # the likelier cause: a part of the learner's that fails its check
+            names = ", ".join(self.failing_parts)
+            raise TrainingDiverged(f"the training loss became {train_loss} at step {step} with your {names}, which "
+                                   f"does not pass its check; {kept}. Fix it (python -m shared.check "
+                                   f"{self.stage.split('_')[0]}) and train again.")
         raise TrainingDiverged(f"the training loss became {train_loss} at step {step}; {kept}. "
                                f"Lower --lr (now {self.cfg.lr}) or --grad_clip, or turn off --amp, and train again.")
 
@@ -318,7 +328,8 @@ class Run:
         data, preset, seed, your parts), on what and how fast, the stage's scores, and the command."""
         rate = result.items_per_sec
         record = {
-            "stage": self.stage, "yours": sorted(self.yours), "task": task, "model": model_name,
+            "stage": self.stage, "yours": sorted(self.yours), "yours_failing": self.failing_parts, "task": task,
+            "model": model_name,
             "dataset": dataset or self.cfg.dataset, "preset": self.cfg.preset, "seed": self.cfg.seed,
             "params": params, "device": str(self.device), "steps": result.steps,
             "train_seconds": round(result.train_seconds, 2),

@@ -27,6 +27,10 @@ def check_causal_self_attention(yours) -> None:
         if not (isinstance(result, tuple) and len(result) == 2):
             raise Wrong("return a pair: (output (B, nh, T, hd), weights (B, nh, T, S))")
         out, weights = result
+        if isinstance(weights, torch.Tensor) and weights.dim() == 4 and torch.isnan(weights).all(-1).any():
+            row = int(torch.isnan(weights).all(-1).nonzero()[0, -1])
+            raise Wrong(f"with {T} queries over 6 keys, the weights of query {row} are all NaN: it sees no key at all "
+                        "(a softmax over only -inf). Does your mask hide the diagonal? A query sees its own key.")
         expected_out, expected_w = reference.causal_self_attention(qq, k, v)
         leaked(f"with {T} queries over 6 keys", weights, ~causal_mask(T, 6, q.device).expand(2, 3, T, 6))
         same(f"weights with {T} queries over 6 keys", expected_w, weights)
@@ -95,19 +99,28 @@ def check_top_p_filter(yours) -> None:
 def check_init_gpt2(yours) -> None:
     seeded(0)
     gpt = GPT(GPTConfig(vocab_size=500, block_size=64, n_layer=8, n_head=4, n_embd=256, bias=True))
-    with torch.no_grad():  # scramble, so an init that leaves something alone is noticed
-        for p in gpt.parameters():
-            p.uniform_(-1, 1)
+    def is_norm(name: str) -> bool:
+        return ".ln_" in name or name.startswith("ln_f")
+
+    with torch.no_grad():  # scramble what init must set, so one it leaves alone is noticed; norms stay 1 and 0
+        for name, p in gpt.named_parameters():
+            if not is_norm(name):
+                p.uniform_(-1, 1)
     yours(gpt)
     expected = {"c_proj.weight": 0.02 / math.sqrt(2 * 8)}
     for name, p in gpt.named_parameters():
         kind = next((k for k in expected if name.endswith(k)), None)
-        if p.dim() >= 2:
+        if is_norm(name):
+            start = 1.0 if name.endswith("weight") else 0.0
+            if not torch.all(p.detach() == start):
+                raise Wrong(f"{name}: changed by your init (values {p.min().item():.3f} to {p.max().item():.3f}); "
+                            f"leave the LayerNorms at gain 1 and bias 0, as nn.LayerNorm starts them")
+        elif p.dim() >= 2:
             std = expected.get(kind, 0.02)
             got = p.detach().float().std().item()
             if abs(got - std) > 0.1 * std or abs(p.detach().float().mean().item()) > 0.2 * std:
                 raise Wrong(f"{name}: standard deviation {got:.4f}, expected {std:.4f}")
-        elif name.endswith("bias") and ".ln_" not in name and "ln_f" not in name and p.detach().abs().max() > 0:
+        elif name.endswith("bias") and p.detach().abs().max() > 0:
             raise Wrong(f"{name}: expected zeros, largest value {p.detach().abs().max().item():.3f}")
 
 

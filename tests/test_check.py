@@ -143,6 +143,29 @@ MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
                 return k, v
             return torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)  # the heads' axis
         """, "keys after 4 more tokens: expected shape (2, 3, 8, 5)"),
+    ("stage5_gpt", "causal_self_attention", """
+        import math
+        def causal_self_attention(q, k, v):
+            T, S = q.size(-2), k.size(-2)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+            hidden = torch.ones(T, S, dtype=torch.bool).triu(diagonal=S - T)  # hides the diagonal too
+            weights = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1)
+            return weights @ v, weights
+        """, "sees no key at all"),
+    ("stage5_gpt", "top_k_filter", """
+        def top_k_filter(logits, k):
+            kth = torch.topk(logits, min(k + 1, logits.size(-1)), dim=-1).values[..., -1:]
+            return logits.masked_fill(logits < kth, float("-inf"))  # keeps k + 1 tokens
+        """, "expected -inf, got"),
+    ("stage5_gpt", "top_k_filter", """
+        def top_k_filter(logits, k):
+            return logits.clone()  # filters nothing
+        """, "expected -inf, got"),
+    ("stage5_gpt", "top_k_filter", """
+        def top_k_filter(logits, k):
+            kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+            return logits.double().masked_fill(logits.double() < kth.double(), float("-inf"))
+        """, "expected dtype torch.float32, got torch.float64"),
     ("stage5_gpt", "top_p_filter", """
         def top_p_filter(logits, p):
             sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -152,12 +175,20 @@ MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
         """, "the nucleus is tokens"),
     ("stage5_gpt", "init_gpt2", """
         def init_gpt2(model):
+            for module in model.modules():  # the LayerNorms' gains too
+                if getattr(module, "weight", None) is not None:
+                    torch.nn.init.normal_(module.weight, 0.0, 0.02)
+                if getattr(module, "bias", None) is not None:
+                    torch.nn.init.zeros_(module.bias)
+        """, "leave the LayerNorms at gain 1"),
+    ("stage5_gpt", "init_gpt2", """
+        def init_gpt2(model):
             for m in model.modules():
                 if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
                     torch.nn.init.normal_(m.weight, 0.0, 0.02)
                 if isinstance(m, torch.nn.Linear) and m.bias is not None:
                     torch.nn.init.zeros_(m.bias)  # c_proj never scaled down
-        """, "c_proj.weight: standard deviation 0.02"),
+        """, "c_proj.weight: standard deviation"),
     ("stage6_finetune_cls", "lora_forward", """
         def lora_forward(x, layer):
             return layer.base(x) + x @ layer.lora_A.t() @ layer.lora_B.t()  # no alpha / r
@@ -187,8 +218,13 @@ def test_the_command_line_reports_parts_and_exits_non_zero_until_all_pass(tmp_pa
     done = run_cli("shared.check", "stage4")
     assert done.returncode == 1 and "scaled_dot_product_attention  not implemented yet" in done.stdout
     assert "4 of 4 parts to go" in done.stdout
-    assert check_main(["4", "--file", str(reference_file(tmp_path, "stage4_transformer"))]) == 0
-    assert "all 4 parts pass" in capsys.readouterr().out
+    mine = reference_file(tmp_path, "stage4_transformer")
+    assert check_main(["4", "--file", str(mine)]) == 0
+    said = capsys.readouterr().out
+    assert "all 4 parts pass" in said and f"--yours --yours_file {mine}" in said  # the command carries the file
+    assert check_main(["4", "--file", str(mine), "--part", "scaled_dot_product_attention"]) == 0
+    said = capsys.readouterr().out
+    assert "parts pass" not in said and "scaled_dot_product_attention passes; the other parts were not checked" in said
     with pytest.raises(UserError, match="unknown stage 'stage9'"):
         check_main(["stage9"])
 

@@ -69,10 +69,13 @@ def test_the_report_renders_one_row_per_configuration(runs_dir, capsys):
 
 
 def test_learner_parts_and_other_data_never_share_a_row(runs_dir):
-    record(runs_dir, "trec-cpu-yours", yours=True, test_accuracy=0.50, test_f1=0.50)
+    record(runs_dir, "trec-cpu-yours", yours=["bag_of_ngrams", "masked_mean"], test_accuracy=0.50, test_f1=0.50)
+    record(runs_dir, "trec-cpu-yours-failing", yours=["masked_mean"], yours_failing=["masked_mean"],
+           test_accuracy=0.30, test_f1=0.30)
     record(runs_dir, "sst2-cpu", dataset="sst2", test_accuracy=0.80, test_f1=0.79)
     text = main(["--runs_dir", str(runs_dir), "--task", "classification"])
-    assert "| stage1_mlp | MLP (yours) | cpu | 50.00 | 50.00 |" in text
+    assert "| stage1_mlp | MLP (yours) | cpu | 50.00 | 50.00 |" in text  # yours is recorded as the parts' names
+    assert "| stage1_mlp | MLP (yours, failing its check: masked_mean) | cpu | 30.00 |" in text
     assert "| stage1_mlp | MLP | cpu | 91.00 ± 1.41 |" in text  # the reference seeds' mean, the learner's run apart
     sst2 = text[text.index("held-out split): sst2"):text.index("held-out split): trec")]  # its own table
     assert "| 80.00 | 79.00 |" in sst2 and "91.00" not in sst2

@@ -179,3 +179,16 @@ def test_best_pt_follows_the_direction_the_stage_names(tmp_path, higher_is_bette
           evaluate=lambda m: {"val_bits_per_byte": next(values)}, steps_per_epoch=16,
           select_by="val_bits_per_byte", higher_is_better=higher_is_better)
     assert load_checkpoint(tmp_path / "best.pt")["step"] == best_step
+
+
+def test_a_nan_with_a_part_that_fails_its_check_names_the_part_not_the_learning_rate(tmp_path):
+    from shared.check import YourParts
+
+    run = Run("stage1_mlp", TrainConfig(max_steps=5, out_dir=str(tmp_path)))
+    run.yours = YourParts({"masked_mean": lambda *a: None}, failing=["masked_mean"])
+    model = nn.Linear(2, 2)
+    run.restore(model, make_adamw(model, 1e-3, 0.0, run.device), None)  # the run's start: its clock
+    with pytest.raises(TrainingDiverged, match=r"with your masked_mean, which does not pass its check; .*"
+                                               r"python -m shared.check stage1\)") as caught:
+        run.check_finite(float("nan"), 3, [])
+    assert "--lr" not in str(caught.value)
