@@ -50,6 +50,7 @@ class Part:
     name: str
     check: Callable[[Any], None]  # raises Wrong (or NotImplementedError) when given your function/class
     hint: str
+    uses: tuple[str, ...] = ()  # your other parts this one calls: when one of them is wrong, that is the hint
 
 
 # --------------------------------------------------------------------------- comparing results
@@ -199,6 +200,12 @@ def shown(path: Path) -> str:
 
 def report(stage: str, path: Path, results: list[Result], parts: list[Part]) -> str:
     hints = {p.name: p.hint for p in parts}
+    wrong = {r.part for r in results if r.status == "wrong"}
+    for p in parts:
+        failing = [name for name in p.uses if name in wrong]
+        if failing:  # the fault is upstream: pointing at this part's own code would send the learner the wrong way
+            hints[p.name] = (f"it calls your {', '.join(failing)}, which fails its own check above: "
+                             f"fix that first, then check again")
     width = max(len(r.part) for r in results) + 2
     lines = [shown(path)]
     for r in results:

@@ -127,7 +127,7 @@ PARTS = [
          "even columns sin, odd columns cos, of position * 10000^(-2i/d), with i the pair index"),
     Part("multi_head_attention", check_multi_head_attention,
          "view (B, L, d) as (B, L, h, dh) and transpose to (B, h, L, dh); after attend transpose back and "
-         "reshape to (B, T, d)"),
+         "reshape to (B, T, d)", uses=("scaled_dot_product_attention",)),
     Part("encoder_layer", check_encoder_layer,
          "pre-LN: normalise the input of each sub-layer, add the sub-layer's output to the unnormalised x"),
 ]

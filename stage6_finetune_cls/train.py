@@ -60,6 +60,10 @@ def pretrained_gpt(cfg: FinetuneConfig) -> tuple[GPT, Tokenizer, str]:
             raise UserError(f"--init_from {source} does not exist; pass pretrained, random, a stage 5 run folder "
                             f"or checkpoint, or a Hugging Face GPT-2 folder.")
         gpt, tokenizer, _ = load_gpt(source, dropout=cfg.dropout)
+        if tokenizer.kind == "char":  # it would train and score near chance on word-level text, silently
+            raise UserError(f"{source} is a character-level stage 5 model: it reads one character at a time and "
+                            f"has no tokens for a classifier's texts; start from a BPE model ({PRETRAIN_COMMAND}) "
+                            f"or any stage 5 run trained with --tokenizer bpe or gpt2.")
     if cfg.init_from == "random":  # the same shape, weights drawn afresh: what pretraining is worth
         return GPT(GPTConfig(**{**asdict(gpt.cfg), "dropout": cfg.dropout})), tokenizer, "random init"
     return gpt, tokenizer, source

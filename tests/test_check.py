@@ -419,3 +419,16 @@ def test_generate_yours_samples_with_the_learners_filters(tmp_path, capsys):
     [reference] = generate.main([*common, "--top_k", "3", "--top_p", "0.5"])
     assert top_k == tokenizer.decode([5] * 12) and top_p == tokenizer.decode([9] * 12)
     assert reference not in (top_k, top_p)
+
+
+def test_a_part_that_calls_a_failing_part_points_at_that_part(tmp_path):
+    from shared.check import Result, report
+
+    parts = stage_parts("stage4_transformer")
+    results = [Result("scaled_dot_product_attention", "wrong", "values differ"),
+               Result("multi_head_attention", "wrong", "values differ")]
+    text = report("stage4_transformer", tmp_path / "yours.py", results, parts)
+    assert "hint: it calls your scaled_dot_product_attention, which fails its own check above" in text
+    assert "transpose to (B, h, L, dh)" not in text  # not the reshaping hint: the fault is upstream
+    alone = report("stage4_transformer", tmp_path / "yours.py", results[1:], parts)
+    assert "transpose to (B, h, L, dh)" in alone

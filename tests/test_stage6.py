@@ -6,6 +6,7 @@ import torch
 from helpers import run_cli
 from test_robustness import one_error
 
+from shared.cli import UserError
 from stage5_gpt import train as stage5_train
 from stage5_gpt.model import GPT, GPTConfig
 from stage6_finetune_cls import baseline as stage6_baseline
@@ -172,3 +173,12 @@ def test_random_init_keeps_the_shape_and_the_baseline_records(pretrained, tmp_pa
 def test_missing_pretrained_model_says_how_to_make_it(tmp_path):
     done = run_cli("stage6_finetune_cls.train", "--preset", "tiny", cwd=tmp_path)  # no runs/ there
     one_error(done, 1, "make pretrain")  # train as a user runs it
+
+
+def test_a_character_level_stage5_model_is_refused_in_one_sentence(tmp_path):
+    char_model = tmp_path / "char"
+    stage5_train.main(["--preset", "tiny", "--dataset", "the_verdict", "--tokenizer", "char", "--max_steps", "2",
+                       "--eval_interval", "0", "--out_dir", str(char_model)])
+    with pytest.raises(UserError, match="is a character-level stage 5 model: it reads one character at a time"):
+        stage6_train.main(["--preset", "tiny", "--init_from", str(char_model), "--out_dir", str(tmp_path / "cls")])
+    assert not (tmp_path / "cls" / "best.pt").exists()
