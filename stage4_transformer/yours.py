@@ -1,7 +1,8 @@
 """Build it yourself: the Transformer's parts. Write each function below, then
 
     python -m shared.check stage4            # one line per part: passed / not implemented yet / wrong
-    python -m stage4_transformer.train --yours --preset cpu   # the real model, trained with your parts
+    python -m stage4_transformer.train --yours --preset cpu   # the real model, trained with your parts (~45 min
+                                                              # on 2 CPU cores; --max_steps 200 for a first look)
 
 The reference is in model.py; try without it first. Theory: docs/stage4_transformer.md (sections
 named below). Shapes: B batch, h heads, T query positions, S key positions, d model width, dh = d / h.

@@ -60,7 +60,7 @@ def pretrained_gpt(cfg: FinetuneConfig) -> tuple[GPT, Tokenizer, str]:
             raise UserError(f"--init_from {source} does not exist; pass pretrained, random, a stage 5 run folder "
                             f"or checkpoint, or a Hugging Face GPT-2 folder.")
         gpt, tokenizer, _ = load_gpt(source, dropout=cfg.dropout)
-        if tokenizer.kind == "char":  # it would train and score near chance on word-level text, silently
+        if tokenizer.kind == "char" and cfg.init_from != "random":  # it would finetune to near chance, silently
             raise UserError(f"{source} is a character-level stage 5 model: it reads one character at a time and "
                             f"has no tokens for a classifier's texts; start from a BPE model ({PRETRAIN_COMMAND}) "
                             f"or any stage 5 run trained with --tokenizer bpe or gpt2.")

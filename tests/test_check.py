@@ -124,6 +124,13 @@ MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
         """, "against nn.LSTMCell: values differ"),
+    ("stage2_rnn_lstm", "lstm_cell", """
+        def lstm_cell(x_proj, state, w_hh, b_hh):
+            h, c = state
+            i, f, g, o = (x_proj + h @ w_hh.t() + b_hh).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.tanh(o) * torch.tanh(c), c  # the output gate squashed with tanh, not sigmoid
+        """, "c' is right, so i, f and g are: look at the output gate"),
     ("stage2_rnn_lstm", "gru_cell", """
         def gru_cell(x_proj, h, w_hh, b_hh):
             xr, xz, xn = x_proj.chunk(3, dim=-1)
