@@ -139,7 +139,7 @@ pretrain: install  ## pretrain the storybook GPT stage 6 starts from (~30 min on
 
 # Stage 7's runs: SFT with the prompt masked and not, DPO from the masked one, then the base model and the
 # three side by side on held-out prompts (python -m shared.report --task instruct_eval).
-instruct: install  ## stage 7: SFT (prompt masked and not), DPO, the side-by-side evaluation (~1 h on 2 cores)
+instruct: install  ## stage 7: SFT (prompt masked and not), DPO, the side-by-side evaluation (~41 min on 2 cores)
 	test -f $(STORYBOOK_GPT) || $(MAKE) pretrain
 	$(PY) -m stage7_instruct.train --overwrite
 	$(PY) -m stage7_instruct.train --no-mask_prompt --overwrite
