@@ -266,12 +266,12 @@ def yours_settings(stage: str) -> dict[str, Any]:
     return importlib.import_module(f"{stage}.checks").YOURS_SETTINGS
 
 
-def with_yours(cfg: Any, stage: str) -> tuple[Any, dict[str, Callable]]:
+def with_yours(cfg: Any, stage: str) -> tuple[Any, YourParts]:
     """For a train command: (cfg, {}) without --yours; with it, cfg with the settings that run your
     code (the stage's checks.YOURS_SETTINGS) and your parts by name (use_yours), for the model to be
     built with: `Parts(**yours)`. metrics.json records `sorted(yours)`."""
     if not cfg.yours:
-        return cfg, {}
+        return cfg, YourParts({})
     yours = use_yours(stage, cfg.yours_file or None)
     return dataclasses.replace(cfg, **yours_settings(stage)), yours
 

@@ -263,7 +263,7 @@ class Run:
     @property
     def failing_parts(self) -> list[str]:
         """Your parts (--yours) that do not pass their check: recorded, marked in the report, named on a NaN."""
-        return list(getattr(self.yours, "failing", []))
+        return self.yours.failing
 
     @property
     def interrupted(self) -> bool:
