@@ -109,6 +109,9 @@ def answer(conversation: Conversation, message: str, out=None) -> str:
 def main(argv: Sequence[str] | None = None) -> list[str]:
     cfg = parse_config(ChatConfig, {}, argv, prog=f"python -m {STAGE}.chat",
                        description="Talk to an instruction-tuned GPT (stage 7) in the terminal.")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not cfg.message.strip() and any(a == "--message" or a.startswith("--message=") for a in args):
+        raise UserError("--message is empty: give it some text, or leave --message out to talk to the model.")
     conversation = load_conversation(cfg)
     if cfg.message:
         return [answer(conversation, cfg.message)]

@@ -278,3 +278,5 @@ def test_chat_command_line_answers_one_message_and_reads_chinese(sft_model, caps
     assert len(replies) == 1 and capsys.readouterr().out.endswith("\n")
     with pytest.raises((SystemExit, UserError)):
         stage7_chat.main(["--checkpoint", str(out), "--temperature", "-1"])
+    with pytest.raises(UserError, match="--message is empty"):
+        stage7_chat.main(["--checkpoint", str(out), "--message", "  "])
