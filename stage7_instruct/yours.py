@@ -2,8 +2,9 @@
 each function below, then
 
     python -m shared.check stage7                 # one line per part: passed / not implemented yet / wrong
-    python -m stage7_instruct.train --yours       # instruction-tune the real model with your parts
-    python -m stage7_instruct.dpo --yours         # and preference-tune it
+    python -m stage7_instruct.train --yours       # instruction-tune the real model with your parts (~15 min on
+                                                  # 2 CPU cores, after make pretrain; --max_steps 250 for a look)
+    python -m stage7_instruct.dpo --yours         # and preference-tune it (~6 min)
 
 The reference is in model.py; try without it first. Theory: docs/stage7_instruct.md (sections named
 below). Shapes: B batch, T tokens (right-padded), V vocabulary.
