@@ -207,6 +207,29 @@ def run_folder(run: Run, seed: str) -> Path:
     return RUNS / f"{run.module.split('.')[0]}-{digest}" / ("seed" + seed)
 
 
+def run_name(run: Run) -> str:
+    """The learner's --run_name for a training command: named after the first exercise that runs it.
+
+    Every command writes its own folder (runs/<stage>/e1.1-words-bigrams), so the second command of an
+    exercise is not refused for the first one's run, and no command touches the learner's own runs; a
+    command an earlier exercise already ran keeps that exercise's name, so its run is reused.
+    """
+    same = next((e, r) for e in EXERCISES for r in e.runs if (r.module, r.flags, r.after) == (run.module, run.flags,
+                                                                                               run.after))
+    words = re.sub(r"\(.*?\)", "", same[1].label.lower())  # "(the preset)", "(--no-fast)": not in names
+    slug = "-".join(re.findall(r"[a-z0-9.]+", words.replace("+", " ")))
+    return f"{same[0].id.lower()}-{slug}"
+
+
+def learner_command(run: Run) -> str:
+    """The command as the docs show it: the exercise's flags and its own run folder (or the run it reads)."""
+    if run.after:  # an evaluate command reading another exercise's training run
+        source = find(run.after)
+        folder = f"runs/{source.module.split('.')[0]}/{run_name(source)}"
+        return f"python -m {run.module} {' '.join(run.flags)} --checkpoint {folder}"
+    return f"python -m {run.module} {' '.join(run.flags)} --run_name {run_name(run)}"
+
+
 def find(reference: str) -> Run:
     ex_id, label = reference.split("/")
     return next(r for e in EXERCISES if e.id == ex_id for r in e.runs if r.label == label)
@@ -266,9 +289,7 @@ def table(exercise: Exercise, rerun: bool) -> str:
     for run in exercise.runs:
         records = [execute(run, seed, rerun, exercise.id) for seed in run.seeds]
         cells = [fmt([r.get(key) for r in records], kind) for _, key, kind in exercise.columns]
-        command = f"python -m {run.module} {' '.join(run.flags)}".strip()
-        if run.after:
-            command += f" --checkpoint <the {run.after.split('/')[1]} run of {run.after.split('/')[0]}>"
+        command = learner_command(run)
         seeds = f"{len(records)} (seeds {', '.join(run.seeds)})" if len(records) > 1 else "1"
         lines.append("| " + " | ".join([run.label, *cells, seeds, f"`{command}`"]) + " |")
     return "\n".join(lines)
