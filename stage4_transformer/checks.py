@@ -8,6 +8,8 @@ part in their `Parts`, as `train --yours` builds the model; YOURS_SETTINGS are t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,9 @@ from stage4_transformer.model import EncoderLayer, MultiHeadAttention, Parts, Tr
 YOURS_SETTINGS = {"attention": "manual", "norm_first": True}
 
 SMALL = TransformerConfig(d_model=12, n_heads=3, d_ff=20, dropout=0.0, attention="manual")
+# Training: the cpu and gpu presets train with dropout 0.1, so a part is run in train mode too, with the
+# same random draws as the reference (the same seed before each): a dropout left out or added changes them.
+DROPPY = replace(SMALL, dropout=0.3)
 
 
 def _qkv(B=2, h=3, T=5, S=6, dh=4):
@@ -94,6 +99,31 @@ def check_multi_head_attention(yours) -> None:
                                    grad)
     got_grads = torch.autograd.grad(got, [query] + list(attn.parameters()), grad, allow_unused=True)
     same_grads("backward", expected, got_grads, ["query"] + [n for n, _ in attn.named_parameters()])
+    _check_attends_with_attend(yours, q, k, v, mask)
+    attn, expected_attn = MultiHeadAttention(DROPPY, Parts(multi_head_attention=yours)), MultiHeadAttention(DROPPY)
+    expected_attn.load_state_dict(attn.state_dict())
+    seeded(5)
+    got = attn(query, memory, mask)
+    seeded(5)
+    same("the module's output in train mode, attention dropout 0.3 (the same random draws)",
+         expected_attn(query, memory, mask), got)
+
+
+def _check_attends_with_attend(yours, q, k, v, mask) -> None:
+    """The heads must go through the `attend` given: it is where attention dropout happens while training."""
+    calls = []
+
+    def attend(qh, kh, vh, m):
+        calls.append(tuple(qh.shape))
+        return _written_out_attend(qh, kh, vh, m)
+
+    yours(q, k, v, mask, 3, attend)
+    if calls != [(2, 3, 5, 4)]:
+        seen = f"called it {len(calls)} times" + (f", first with q of shape {calls[0]}" if calls else "")
+        raise Wrong(f"call attend(q_h, k_h, v_h, mask) once, with all heads at once (q_h (B, h, T, dh) = "
+                    f"(2, 3, 5, 4) here); yours {seen}. attend is your scaled_dot_product_attention plus "
+                    "attention dropout while training (or F.scaled_dot_product_attention): calling "
+                    "scaled_dot_product_attention yourself skips that dropout.")
 
 
 def check_encoder_layer(yours) -> None:
@@ -117,6 +147,12 @@ def check_encoder_layer(yours) -> None:
     expected_grads = torch.autograd.grad(expected, params, grad)
     got = torch.autograd.grad(out, params, grad, allow_unused=True)
     same_grads("backward", expected_grads, got, ["x"] + [n for n, _ in layer.named_parameters()])
+    layer = EncoderLayer(DROPPY, Parts(encoder_layer=yours))  # train mode: its dropouts are on
+    seeded(7)
+    out = layer(x, mask)
+    seeded(7)
+    same("output in train mode, dropout 0.3 (the same random draws): is each sub-layer's output passed "
+         "through layer.drop before it is added to x?", reference.encoder_layer(layer, x, mask), out)
 
 
 PARTS = [

@@ -42,8 +42,10 @@ def multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask
     q (B, T, d), k and v (B, S, d): the queries, keys and values, already projected (X W^Q, X W^K, X W^V)
     mask as above (B, 1, T or 1, S)  ->  (B, T, d), the heads concatenated (model.py applies W^O after)
       split each of q, k, v into n_heads heads: (B, L, d) -> (B, h, L, dh)
-      out = attend(q_h, k_h, v_h, mask)   all heads at once, (B, h, T, dh): your scaled_dot_product_attention's
-                                          output (or F.scaled_dot_product_attention's, with --attention sdpa)
+      out = attend(q_h, k_h, v_h, mask)   all heads at once, (B, h, T, dh). Call the `attend` you are given,
+                                          not your scaled_dot_product_attention: attend is yours plus the
+                                          attention dropout of training (F.scaled_dot_product_attention
+                                          with --attention sdpa)
       concatenate the heads back: (B, h, T, dh) -> (B, T, d)
     """
     raise NotImplementedError

@@ -4,7 +4,7 @@
     python -m stage5_gpt.generate --checkpoint runs/stage5_gpt/tinyshakespeare-cpu --temperature 0.8 --top_k 40
     python -m stage5_gpt.generate --interactive                  # a prompt loop; empty line or Ctrl-D quits
     python -m stage5_gpt.generate --checkpoint path/to/gpt2-hf   # a Hugging Face GPT-2 folder
-    python -m stage5_gpt.generate --yours                        # with your top_k_filter, top_p_filter, ...
+    python -m stage5_gpt.generate --yours --top_p 0.9            # your filters (top_p_filter only when --top_p < 1)
 """
 
 from __future__ import annotations

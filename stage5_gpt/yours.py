@@ -1,7 +1,9 @@
 """Build it yourself: the GPT's parts. Write each function below, then
 
     python -m shared.check stage5            # one line per part: passed / not implemented yet / wrong
-    python -m stage5_gpt.train --yours       # the real model, trained (and sampled) with your parts
+    python -m stage5_gpt.train --yours       # the real model, trained with your parts; its closing sample
+                                             # runs your kv_cache_update and top_k_filter (top-k 40)
+    python -m stage5_gpt.generate --yours --top_p 0.9   # sampling that runs your top_p_filter too
 
 The reference is in model.py and shared/sampling.py; try without it first. Theory: docs/stage5_gpt.md
 (sections named below). Shapes: B batch, nh heads, T new positions, S positions so far (S >= T), hd

@@ -109,6 +109,20 @@ MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
             w = torch.softmax(q @ k.transpose(-2, -1) / q.size(-1) ** 0.5, dim=-1)  # the mask forgotten
             return w @ v, w
         """, "a masked position leaked"),
+    ("stage4_transformer", "multi_head_attention", """
+        from stage4_transformer.model import scaled_dot_product_attention
+        def multi_head_attention(q, k, v, mask, n_heads, attend):
+            B, T, d = q.shape
+            split = lambda x: x.view(B, x.size(1), n_heads, d // n_heads).transpose(1, 2)
+            out, _ = scaled_dot_product_attention(split(q), split(k), split(v), mask)  # not attend: no dropout
+            return out.transpose(1, 2).reshape(B, T, d)
+        """, "calling scaled_dot_product_attention yourself skips that dropout"),
+    ("stage4_transformer", "encoder_layer", """
+        def encoder_layer(layer, x, mask):
+            h = layer.norm1(x)
+            x = x + layer.self_attn(h, h, mask)  # layer.drop forgotten: the same in eval mode only
+            return x + layer.drop(layer.ffn(layer.norm2(x)))
+        """, "output in train mode, dropout 0.3"),
     ("stage5_gpt", "causal_self_attention", """
         def causal_self_attention(q, k, v):
             T, S = q.size(2), k.size(2)

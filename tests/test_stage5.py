@@ -23,6 +23,7 @@ from stage5_gpt import evaluate as stage5_evaluate
 from stage5_gpt import generate as stage5_generate
 from stage5_gpt import info as stage5_info
 from stage5_gpt import train as stage5_train
+from stage5_gpt.config import PRESETS
 from stage5_gpt.model import GPT, GPTConfig, KVCache
 
 SMALL = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
@@ -202,8 +203,8 @@ def test_interactive_generation_and_unknown_characters(tiny_run, capsys, monkeyp
 def test_evaluate_and_info(tiny_run):
     out, record, _ = tiny_run
     whole = stage5_evaluate.main(["--checkpoint", str(out)])
-    # train scored --final_eval_tokens of val (the tiny preset: 16k); evaluate, the whole split by default
-    part = stage5_evaluate.main(["--checkpoint", str(out), "--max_tokens", str(1 << 14)])
+    # train scored --final_eval_tokens of val (the tiny preset: 4k); evaluate, the whole split by default
+    part = stage5_evaluate.main(["--checkpoint", str(out), "--max_tokens", str(PRESETS["tiny"]["final_eval_tokens"])])
     assert part["val_loss"] == pytest.approx(record["val_loss"], abs=1e-4)  # the final score train recorded
     assert whole["val_loss"] != part["val_loss"]
     report = stage5_info.main(["--preset", "gpt2"])
