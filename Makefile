@@ -87,13 +87,14 @@ check: install  ## check your own parts of a stage: make check STAGE=4
 lint: install-dev  ## ruff
 	$(PY) -m ruff check .
 
-quick-test: install-dev  ## a smoke subset of the tests (under 2 minutes): every stage trains a tiny run
+quick-test: install-dev  ## a smoke subset of the tests (a few minutes): every stage trains a tiny run
 	$(PY) -m pytest -q -x tests/test_cli.py tests/test_train_loop.py \
 	  tests/test_stage1.py::test_tiny_preset_trains_above_chance tests/test_stage2.py::test_tiny_preset_trains \
 	  tests/test_stage3.py::test_tiny_preset_learns_to_translate_a_little \
 	  tests/test_stage4.py::test_tiny_preset_learns_to_translate_a_little \
 	  tests/test_stage5.py::test_tiny_preset_trains_and_records_its_numbers \
-	  tests/test_stage6.py::test_tiny_preset_beats_chance_and_records_the_run
+	  tests/test_stage6.py::test_tiny_preset_beats_chance_and_records_the_run \
+	  tests/test_stage7.py::test_sft_lowers_the_response_loss_and_records_what_was_dropped
 
 train: install  ## one stage's training: make train STAGE=5 ARGS="--preset tiny"
 	$(NEEDS_STAGE)

@@ -175,6 +175,21 @@ EXERCISES = [
         two_seeds("no dropout (the preset)", S5, GPT),
         Run("dropout 0.2", S5, [*GPT, "--dropout", "0.2"]),
     ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3")]),
+    Exercise("E5.5", "Characters or a learned BPE (the tokenization chapter)", [
+        Run("characters (the preset)", S5, GPT),
+        Run("BPE, 512 tokens", S5, [*GPT, "--tokenizer", "bpe", "--vocab_size", "512"]),
+        Run("BPE, 2,048 tokens", S5, [*GPT, "--tokenizer", "bpe", "--vocab_size", "2048"]),
+    ], [("val bits/byte", "val_bits_per_byte", "f3"), ("val nats/token", "val_loss", "f3"),
+        ("params", "params", "int"), ("train s", "train_seconds", "f1")]),
+    Exercise("E5.6", "Gradient accumulation (the training-loop chapter)", [
+        Run("batch 12 (the preset)", S5, GPT),
+        Run("2 micro-batches of 6", S5, [*GPT, "--batch_size", "6", "--grad_accum", "2"]),
+    ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3"),
+        ("tokens/s", "tokens_per_sec", "int"), ("train s", "train_seconds", "f1")]),
+    Exercise("E5.7", "Warmup and cosine, or a constant learning rate (the training-loop chapter)", [
+        Run("warmup + cosine (the preset)", S5, GPT),
+        Run("constant, no warmup", S5, [*GPT, "--lr_schedule", "constant", "--warmup_steps", "0"]),
+    ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3")]),
     Exercise("E6.1", "What pretraining is worth", [
         two_seeds("pretrained (the default)", S6, SPAM),
         two_seeds("random weights", S6, [*SPAM, "--init_from", "random"]),

@@ -15,6 +15,7 @@ from shared.classification_data import check_classification_dataset, load_classi
 from shared.cli import check, parse_config, run_main
 from shared.own_data import TextColumns, dataset_slug
 from shared.records import command_for
+from stage1_mlp.config import PRESETS, MLPConfig
 from stage1_mlp.train import STAGE
 
 
@@ -23,7 +24,8 @@ class BaselineConfig(TextColumns):
     dataset: str = field(default="sst2", metadata={"help": "as stage1_mlp.train's --dataset"})
     ngrams: int = 2
     C: float = 10.0
-    val_fraction: float = 0.05
+    val_fraction: float = field(default=0.0, metadata={
+        "help": "share of train held out (and not fitted on); 0 = what the MLP's cpu preset holds out for this dataset"})
     seed: int = 1337
     out_dir: str = ""
 
@@ -31,12 +33,20 @@ class BaselineConfig(TextColumns):
         check_classification_dataset(self.dataset)
         check(1 <= self.ngrams <= 3, "--ngrams must be 1, 2 or 3")
         check(self.C > 0, "--C must be positive")
+        check(0 <= self.val_fraction < 0.5, "--val_fraction must be in [0, 0.5)")
+
+    @property
+    def held_out(self) -> float:
+        """The MLP's split: its cpu preset holds out 2% of TREC and 5% of the others."""
+        preset = PRESETS["cpu"]
+        default = preset.get("by_dataset", {}).get(self.dataset, {}).get("val_fraction", MLPConfig.val_fraction)
+        return self.val_fraction or default
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config(BaselineConfig, {}, argv, prog=f"python -m {STAGE}.baseline",
                        description="TF-IDF + logistic regression on the stage 1 split.")
-    splits = load_classification(cfg.dataset, cfg.val_fraction, cfg.seed, cfg.text_column, cfg.label_column)
+    splits = load_classification(cfg.dataset, cfg.held_out, cfg.seed, cfg.text_column, cfg.label_column)
     run_dir = Path(cfg.out_dir or f"runs/{STAGE}/{dataset_slug(cfg.dataset)}-tfidf-logreg")
     record = record_baseline(STAGE, cfg.dataset, splits, run_dir, command_for(f"{STAGE}.baseline", argv),
                              cfg.ngrams, cfg.C)

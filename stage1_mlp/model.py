@@ -5,7 +5,7 @@
 The teaching path writes the masked mean out; the fast path (`embedding_bag=True`) computes the
 same average with the fused `F.embedding_bag`, which never materialises the (B, T, D) tensor.
 With `sparse=True` the embedding's gradient only holds the rows a batch used, so an optimizer that
-accepts sparse gradients (Adagrad) updates a few thousand rows per step instead of all of them.
+accepts sparse gradients (Adagrad) updates the few hundred rows a batch uses instead of all of them.
 Token dropout (as in Deep Averaging Networks, Iyyer et al. 2015) hides random n-grams during
 training, so the model cannot lean on any single one.
 

@@ -1,7 +1,7 @@
 """The language-model head and its cross-entropy, a few hundred positions at a time (`--lm_loss chunked`).
 
 The written-out path (model.py) makes the logits of every position at once, (B*T, V): for the
-storybook GPT's 2,048 tokens per step and 8,192-token vocabulary that is 16.8M numbers, 64 MB in fp32,
+storybook GPT's 4,096 tokens per step (16 x 256) and 8,192-token vocabulary that is 33.6M numbers, 134 MB in fp32,
 written and read again by the float conversion, the log-softmax and their backward passes. Here the
 same loss is computed `CHUNK` rows at a time, so each chunk of logits stays in the CPU's cache:
 

@@ -98,7 +98,8 @@ PRESETS: dict[str, dict] = {
                 log_interval=50,
                 # 2.4M tokens are 150 steps of 16k: past ~10 epochs it only overfits.
                 by_dataset={"wikitext2": dict(max_steps=2000, lr=6e-4),
-                            # 40M tokens are 2,400 steps of 16k: two epochs, no dropout (not run on a GPU yet).
+                            # 36.5M train tokens (8k BPE) are 2,230 steps of 16k: 5,000 steps are ~2.2
+                            # epochs, no dropout (not run on a GPU yet).
                             "gutenberg_children": dict(max_steps=5000, dropout=0.0, eval_interval=500,
                                                        eval_tokens=1 << 20)}),
     # GPT-2 small (124M) and medium (350M); for pretrained weights (--init_from) or real GPUs.

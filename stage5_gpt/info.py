@@ -2,7 +2,9 @@
 
 FLOPs per token follow Kaplan et al. (2020): the forward pass costs 2 FLOPs per weight it multiplies
 (a multiply and an add), plus 2 * n_layer * context * n_embd for the attention scores; training
-(forward + backward) costs about 3x the forward pass.
+(forward + backward) costs about 3x the forward pass. The MFU that train prints counts the same
+work PaLM's way (model.GPT.flops_per_token: 6 per weight plus 12 * n_layer * context * n_embd, the
+masked half of the scores included), printed here beside it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ def shape_report(model: GPT) -> dict[str, float]:
     return {"parameters": sum(p.numel() for p in model.parameters()), "embedding parameters": embedding,
             "transformer block parameters": blocks, "forward FLOPs per token": forward,
             "training FLOPs per token (3x forward)": 3 * forward,
+            "training FLOPs per token as MFU counts them (PaLM)": model.flops_per_token(cfg.block_size),
             "weights in fp32 (MB)": 4 * sum(p.numel() for p in model.parameters()) / 1e6,
-            "weights + AdamW state in fp32 (MB)": 16 * sum(p.numel() for p in model.parameters()) / 1e6,
+            "weights + gradients + AdamW state in fp32 (MB)": 16 * sum(p.numel() for p in model.parameters()) / 1e6,
             "Chinchilla-optimal training tokens (20 per parameter)": 20 * blocks}
 
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +51,39 @@ def test_every_equation_links_the_code_that_computes_it(page):
         for target in CODE_LINK.findall(near):
             path = (page.parent / target[2:-1]).resolve()
             assert path.is_file(), f"{page.relative_to(ROOT)}:{line}: {target[2:-1]} does not exist"
+
+
+WORKED = load_bench("worked_examples")
+
+
+@pytest.mark.parametrize("name", sorted(WORKED.EXAMPLES))
+def test_worked_examples_are_what_the_code_computes(name):
+    """Each worked example's table is rendered by the function the stage trains with, in both languages:
+    an edit by hand, or a change in the code the example runs, fails here until
+    `python bench/worked_examples.py --write` is run again."""
+    render = WORKED.EXAMPLES[name][0]
+    for lang, page in WORKED.pages(name):
+        found = WORKED.block_pattern(name).search(page.read_text(encoding="utf-8"))
+        assert found, f"{page} has no <!-- worked {name} --> block"
+        assert found.group(2) == render(lang) + "\n", f"{page}: run python bench/worked_examples.py --write"
+
+
+FIGURES = load_bench("figures")
+
+
+def test_every_figure_a_page_shows_is_drawn_by_the_script_and_small():
+    """A figure in docs/ is drawn by bench/figures.py from a recorded run or the code, never pasted:
+    each one a page shows is one the script draws, shown in both languages, and small."""
+    shown: dict[str, set[str]] = {}
+    for en, zh in translated_pairs():
+        for page, lang in ((en, "en"), (zh, "zh")):
+            text = page.read_text(encoding="utf-8")
+            for name in re.findall(r"\]\((?:\.\./)*(?:docs/)?figures/([\w.-]+\.png)\)", text):
+                shown.setdefault(name, set()).add(lang)
+    assert set(shown) == set(FIGURES.FIGURES_DRAWN), "a page shows a figure bench/figures.py does not draw, or back"
+    for name, langs in shown.items():
+        assert langs == {"en", "zh"}, f"{name} is shown in {langs} only"
+        path = ROOT / "docs" / "figures" / name
+        assert path.exists() and path.stat().st_size < 150_000, f"{path}: run python bench/figures.py"
+    for source in FIGURES.SAVED_RUNS:
+        assert (FIGURES.RESULTS / source).exists(), f"bench/results/{source}: python bench/figures.py --save_runs"

@@ -113,3 +113,13 @@ def test_cuda_asked_for_without_cuda_is_one_sentence(tmp_path):
         pytest.skip("this machine has CUDA")
     with one_sentence("CUDA is not available"):
         stage1_train.main(["--preset", "tiny", "--device", "cuda", "--out_dir", str(tmp_path)])
+
+
+@pytest.mark.parametrize("dataset", ["trec", "sst2", "sms_spam"])
+def test_the_baseline_holds_out_what_the_mlp_holds_out(dataset):
+    """Compared on one split: the baseline fits on the train part the cpu preset's MLP trains on."""
+    from shared.cli import parse_config
+    from stage1_mlp.config import PRESETS, MLPConfig
+
+    mlp = parse_config(MLPConfig, PRESETS, ["--dataset", dataset, "--preset", "cpu"])
+    assert baseline.BaselineConfig(dataset=dataset).held_out == mlp.val_fraction
