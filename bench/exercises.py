@@ -176,18 +176,18 @@ EXERCISES = [
         Run("dropout 0.2", S5, [*GPT, "--dropout", "0.2"]),
     ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3")]),
     Exercise("E5.5", "Characters or a learned BPE (the tokenization chapter)", [
-        Run("characters (the preset)", S5, GPT),
+        two_seeds("characters (the preset)", S5, GPT),
         Run("BPE, 512 tokens", S5, [*GPT, "--tokenizer", "bpe", "--vocab_size", "512"]),
         Run("BPE, 2,048 tokens", S5, [*GPT, "--tokenizer", "bpe", "--vocab_size", "2048"]),
     ], [("val bits/byte", "val_bits_per_byte", "f3"), ("val nats/token", "val_loss", "f3"),
         ("params", "params", "int"), ("train s", "train_seconds", "f1")]),
     Exercise("E5.6", "Gradient accumulation (the training-loop chapter)", [
-        Run("batch 12 (the preset)", S5, GPT),
+        two_seeds("batch 12 (the preset)", S5, GPT),
         Run("2 micro-batches of 6", S5, [*GPT, "--batch_size", "6", "--grad_accum", "2"]),
     ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3"),
         ("tokens/s", "tokens_per_sec", "int"), ("train s", "train_seconds", "f1")]),
     Exercise("E5.7", "Warmup and cosine, or a constant learning rate (the training-loop chapter)", [
-        Run("warmup + cosine (the preset)", S5, GPT),
+        two_seeds("warmup + cosine (the preset)", S5, GPT),
         Run("constant, no warmup", S5, [*GPT, "--lr_schedule", "constant", "--warmup_steps", "0"]),
     ], [("val nats/char", "val_loss", "f3"), ("last train loss", "train_loss_last", "f3")]),
     Exercise("E6.1", "What pretraining is worth", [
@@ -293,7 +293,7 @@ def fmt(values: list, kind: str) -> str:
     digits = {"pct": 2, "f1": 1, "f2": 2, "f3": 3, "int": 0}[kind]
     mean = statistics.fmean(values) * scale
     text = f"{mean:,.{digits}f}"
-    if len(values) > 1:
+    if len(values) > 1 and len(set(values)) > 1:  # the same count every seed (params) needs no ± 0
         text += f" ± {statistics.stdev(values) * scale:,.{digits}f}"
     return text
 

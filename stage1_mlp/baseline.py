@@ -25,7 +25,7 @@ class BaselineConfig(TextColumns):
     ngrams: int = 2
     C: float = 10.0
     val_fraction: float = field(default=0.0, metadata={
-        "help": "share of train held out (and not fitted on); 0 = what the MLP's cpu preset holds out for this dataset"})
+        "help": "share of train held out (not fitted on); 0 = what the MLP's cpu preset holds out for this dataset"})
     seed: int = 1337
     out_dir: str = ""
 

@@ -87,7 +87,8 @@ PRESETS: dict[str, dict] = {
                 eval_interval=0, log_interval=20,
                 by_trainable={"head": dict(lr=5e-3), "lora": dict(lr=2e-3), "all": dict(epochs=10)},
                 # SST-2 has 64x as many training texts as the SMS split: 600 batches of 32 (19,200
-                # phrases, 30% of an epoch; 25 s of training on 2 cores with the last block trained, the stage README's table).
+                # phrases, 30% of an epoch; 25 s of training on 2 cores with the last block trained, as the
+                # stage README's table records).
                 by_task={"sst2": dict(max_steps=600, batch_size=32, warmup_steps=50, eval_interval=200)}),
 }
 PRESETS["gpu"] = {**PRESETS["cpu"], "preset": "gpu"}

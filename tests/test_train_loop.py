@@ -192,3 +192,31 @@ def test_a_nan_with_a_part_that_fails_its_check_names_the_part_not_the_learning_
                                                r"python -m shared.check stage1\)") as caught:
         run.check_finite(float("nan"), 3, [])
     assert "--lr" not in str(caught.value)
+
+
+def test_two_accumulated_micro_batches_are_one_step_of_the_whole_batch(tmp_path):
+    """--grad_accum 2 with half batches takes the step one batch of the whole size takes (exercise E5.6
+    measures the same on stage 5, where the micro-batches are drawn apart)."""
+    x, y = make_task()
+    models = []
+    for accum in (1, 2):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))  # no dropout: no RNG in the step
+        # fp32: under bf16 autocast (--amp auto on a bf16 CPU) halves and wholes round differently.
+        run = Run("toy", TrainConfig(max_steps=12, lr=0.1, warmup_steps=2, grad_accum=accum, eval_interval=12,
+                                     amp="off", out_dir=str(tmp_path / f"accum{accum}")))
+
+        def batch_at(i, accum=accum):  # batch i of 16 examples, or its half i % 2 when accumulating
+            step, half = divmod(i, accum)
+            idx = torch.arange(16 * step, 16 * step + 16).view(accum, -1)[half] % len(x)
+            return x[idx], y[idx]
+
+        def loss_fn(m, batch):
+            return nn.functional.cross_entropy(m(batch[0]), batch[1]), len(batch[1])
+
+        train(model, make_adamw(model, 0.1, 0.0, run.device), run, batch_at=batch_at, loss_fn=loss_fn,
+              steps_per_epoch=16,
+              evaluate=lambda m: {"val_loss": nn.functional.cross_entropy(m(x[:64]), y[:64]).item()})
+        models.append(model)
+    for whole, accumulated in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(accumulated, whole, rtol=0, atol=1e-6)
