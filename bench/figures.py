@@ -96,7 +96,7 @@ def gpu_overfit() -> Path:
     ax.annotate("best checkpoint", (steps[best], val[best]), (steps[best] - 900, val[best] + 0.4),
                 arrowprops=dict(arrowstyle="->"))
     ax.set(xlabel="step", ylabel="loss (nats per character)", ylim=(0.9, 2.6),
-           title="Tiny Shakespeare, gpu preset (H100): train falls, val stalls")
+           title="Tiny Shakespeare, gpu preset, H100: val stalls")
     ax.legend()
     return save(fig, "stage5_gpu_overfit.png")
 

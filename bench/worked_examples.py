@@ -26,11 +26,11 @@ from stage5_gpt.model import GPT, GPTConfig  # noqa: E402
 
 WORDS = {  # the few words the tables need, in each page's language
     "en": dict(token="token", query="query", score="score with key {}", weight="weight on key {}", output="output",
-               causal="with the causal mask", part="part", shape="shape", count="parameters", per_block="one block",
+               causal="with the causal mask:", part="part", shape="shape", count="parameters", per_block="one block",
                blocks="12 blocks", total="total", tied="lm_head: tied to wte, no weights of its own",
                logit="logit", mass="mass of the tokens ranked above"),
     "zh": dict(token="词元", query="查询", score="与键 {} 的分数", weight="键 {} 的权重", output="输出",
-               causal="加因果掩码", part="部分", shape="形状", count="参数量", per_block="一个块",
+               causal="加因果掩码：", part="部分", shape="形状", count="参数量", per_block="一个块",
                blocks="12 个块", total="合计", tied="lm_head：与 wte 共享权重，没有自己的参数",
                logit="logit", mass="排在它前面的词元的概率和"),
 }
@@ -64,7 +64,7 @@ def attention_three_tokens(lang: str) -> str:
             w["output"]]
     rows = [[i + 1, *[f"{s:g}" for s in scores[i].tolist()], *[f"{x:.3f}" for x in weights[0, 0, i].tolist()],
              "(" + ", ".join(f"{x:.3f}" for x in out[0, 0, i].tolist()) + ")"] for i in range(3)]
-    lines += [_table(head, rows), "", f"{w['causal']}:", ""]
+    lines += [_table(head, rows), "", w["causal"], ""]
     rows = [[i + 1, *[f"{s:g}" if causal[i, j] else "−∞" for j, s in enumerate(scores[i].tolist())],
              *[f"{x:.3f}" for x in masked[0, 0, i].tolist()],
              "(" + ", ".join(f"{x:.3f}" for x in masked_out[0, 0, i].tolist()) + ")"] for i in range(3)]
