@@ -83,6 +83,20 @@ def same(what: str, expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: 
                     f"(expected {expected[where].item():.4f}, got {got[where].item():.4f})")
 
 
+def same_or_named(what: str, expected: torch.Tensor, got: Any, mistakes: Sequence[tuple[str, torch.Tensor]],
+                  atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """same(), and when it fails, whether `got` is what a known mistake computes (each mistake's result
+    computed by the check): "values differ" then also says what was most likely done."""
+    try:
+        same(what, expected, got, atol, rtol)
+    except Wrong as err:
+        for says, wrong in mistakes:
+            if isinstance(got, torch.Tensor) and got.shape == wrong.shape and torch.allclose(
+                    got.detach().double(), wrong.detach().double(), atol=atol, rtol=rtol):
+                raise Wrong(f"{err}: {says}") from None
+        raise
+
+
 def same_grads(what: str, expected: Sequence[torch.Tensor], got: Sequence[torch.Tensor], names: Sequence[str],
                atol: float = 1e-4) -> None:
     """Compare the gradients of the same inputs/parameters after the reference's and your backward."""

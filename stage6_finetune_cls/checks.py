@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from shared.check import Part, Wrong, same, same_grads, seeded
+from shared.check import Part, Wrong, same, same_grads, same_or_named, seeded
 from stage5_gpt.model import GPT, GPTConfig
 from stage6_finetune_cls import model as reference
 from stage6_finetune_cls.model import TRAINABLE, GPTClassifier, LoRALinear
@@ -26,7 +26,9 @@ def check_last_token(yours) -> None:
     hidden = torch.randn(3, 6, 4, requires_grad=True)
     lengths = torch.tensor([6, 2, 1])
     got = yours(hidden, lengths)
-    same("the pooled states", reference.last_token(hidden, lengths), got)
+    same_or_named("the pooled states", reference.last_token(hidden, lengths), got,
+                  [("that is every row's last position, padding included: row b's last real token is at "
+                    "lengths[b] - 1", hidden[:, -1])])
     grad = torch.randn(3, 4)
     same_grads("backward", torch.autograd.grad(reference.last_token(hidden, lengths), [hidden], grad),
                torch.autograd.grad(got, [hidden], grad, allow_unused=True), ["hidden"])
@@ -69,7 +71,11 @@ def check_lora_forward(yours) -> None:
 def check_lora_merged_weight(yours) -> None:
     layer = _lora_layer()
     got = yours(layer)
-    same("the merged weight", reference.lora_merged_weight(layer), got)
+    with torch.no_grad():
+        unscaled = layer.base.weight + layer.lora_B @ layer.lora_A
+    same_or_named("the merged weight", reference.lora_merged_weight(layer), got,
+                  [("that is W + B @ A without the scale: the adapter is multiplied by layer.scale = alpha / r",
+                    unscaled)])
     x = torch.randn(4, 6)
     if isinstance(got, torch.Tensor) and got.shape == (5, 6):
         same("a plain Linear with your merged weight, against the LoRA layer", reference.lora_forward(x, layer),

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from shared.check import Part, Wrong, same, same_grads, seeded
+from shared.check import Part, Wrong, same, same_grads, same_or_named, seeded
 from stage5_gpt.bpe import BPE
 from stage5_gpt.data import Tokenizer
 from stage7_instruct import model as reference
@@ -99,7 +99,10 @@ def check_sequence_logprob(yours) -> None:
     logits, ids, mask = _lm_inputs()
     got = yours(logits, ids, mask)
     expected = reference.sequence_logprob(logits, ids, mask)
-    same("log p(response | prompt) per row", expected, got)
+    counted = mask[:, 1:].sum(-1).to(expected.dtype)  # the response tokens of each row
+    same_or_named("log p(response | prompt) per row", expected, got,
+                  [("that is the mean over the response tokens: DPO compares sums, the log-probability of the "
+                    "whole response", expected / counted)])
     grad = torch.randn(2)
     same_grads("backward", torch.autograd.grad(expected, [logits], grad),
                torch.autograd.grad(got, [logits], grad, allow_unused=True), ["logits"])

@@ -123,6 +123,48 @@ MISTAKES = [  # (stage, part, the wrong code, words the message must contain)
             x = x + layer.self_attn(h, h, mask)  # layer.drop forgotten: the same in eval mode only
             return x + layer.drop(layer.ffn(layer.norm2(x)))
         """, "output in train mode, dropout 0.3"),
+    ("stage1_mlp", "bag_of_ngrams", """
+        from shared.tokenizers import UNK_ID
+        from stage1_mlp.data import ngram_bucket
+        def bag_of_ngrams(words, vocab, ngrams, hash_buckets):
+            ids = [vocab.get(w, UNK_ID) for w in words]
+            for n in range(2, ngrams + 1):  # no boundary marks: the first and last words lose an n-gram each
+                ids += [len(vocab) + ngram_bucket(words[i:i + n], hash_buckets) for i in range(len(words) - n + 1)]
+            return ids or [UNK_ID]
+        """, "the first difference is at position"),
+    ("stage3_attention_seq2seq", "additive_attention", """
+        def additive_attention(s, keys, values, mask, W, v):
+            e = torch.tanh((s @ W.t())[:, None, :] + keys) @ v
+            a = torch.softmax(e, dim=-1)  # the padding is not masked
+            return (a[:, :, None] * values).sum(1), a
+        """, "a masked position leaked"),
+    ("stage4_transformer", "sinusoidal_positions", """
+        def sinusoidal_positions(n, d):
+            angle = torch.arange(n)[:, None] / 10000 ** (torch.arange(0, d, 2) / d)
+            pe = torch.zeros(n, d)
+            pe[:, 0::2], pe[:, 1::2] = torch.cos(angle), torch.sin(angle)  # sin and cos swapped
+            return pe
+        """, "the even columns hold cos and the odd ones sin"),
+    ("stage6_finetune_cls", "last_token", """
+        def last_token(hidden, lengths):
+            return hidden[:, -1]  # the last position, padding or not
+        """, "padding included: row b's last real token is at lengths[b] - 1"),
+    ("stage6_finetune_cls", "freeze", """
+        def freeze(model, mode):
+            model.requires_grad_(mode == "all")
+            if mode in ("last_block", "last_two_blocks"):
+                model.gpt.transformer.h[-1 if mode == "last_block" else -2:].requires_grad_(True)
+            model.head.requires_grad_(True)  # ln_f forgotten
+        """, "these should train: gpt.transformer.ln_f"),
+    ("stage6_finetune_cls", "lora_merged_weight", """
+        def lora_merged_weight(layer):
+            return layer.base.weight + layer.lora_B @ layer.lora_A  # the scale forgotten
+        """, "without the scale"),
+    ("stage7_instruct", "sequence_logprob", """
+        def sequence_logprob(logits, ids, mask):
+            picked = torch.log_softmax(logits.float(), dim=-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+            return (picked * mask[:, 1:]).sum(-1) / mask[:, 1:].sum(-1)  # a mean, not the sum
+        """, "that is the mean over the response tokens"),
     ("stage5_gpt", "causal_self_attention", """
         def causal_self_attention(q, k, v):
             T, S = q.size(2), k.size(2)
