@@ -149,9 +149,39 @@ def sft_curves() -> Path:
     return save(fig, "stage7_sft_curves.png")
 
 
+def exercise_rows(exercise_id: str) -> list[dict[str, str]]:
+    """The rows of one exercise's table in bench/results/exercises_cpu.md (what bench/exercises.py measured)."""
+    text = (RESULTS / "exercises_cpu.md").read_text(encoding="utf-8")
+    block = re.search(rf"^### {re.escape(exercise_id)} .*?(?=^### |\Z)", text, re.S | re.M).group(0)
+    lines = [line for line in block.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(head, (c.strip() for c in line.strip("|").split("|")))) for line in lines[1:]]
+
+
+def finetune_tradeoff() -> Path:
+    """Stage 6: test accuracy against the parameters trained, for E6.2's layers and E6.3's LoRA ranks."""
+    fig, ax = figure()
+    for exercise_id, marker, label in (("E6.2", "o", "whole layers (E6.2)"), ("E6.3", "s", "LoRA (E6.3)")):
+        table = exercise_rows(exercise_id)
+        trained = [int(r["trained params"].replace(",", "")) for r in table]
+        accuracy = [float(r["test accuracy"].split()[0]) for r in table]
+        ax.plot(trained, accuracy, marker=marker, linestyle="", markersize=8, label=label)
+        for x, y, r in zip(trained, accuracy, table):
+            ax.annotate(r["setting"].replace(" (the default)", "").replace(" (the preset)", ""), (x, y),
+                        (5, 5), textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(200, 2e7)  # room for the labels
+    ax.margins(y=0.15)
+    ax.set(xlabel="parameters trained (log scale)", ylabel="SMS spam test accuracy (%)",
+           title="finetuning the storybook GPT: one run each")
+    ax.legend(fontsize=8, loc="upper left")
+    return save(fig, "stage6_trained_params.png")
+
+
 FIGURES_DRAWN = {"stage5_storybook_curve.png": storybook_curve, "training_loop_lr_schedule.png": lr_schedule,
                  "stage5_gpu_overfit.png": gpu_overfit, "tokenization_bytes_per_token.png": bytes_per_token,
-                 "stage4_sinusoidal_positions.png": sinusoidal_positions, "stage7_sft_curves.png": sft_curves}
+                 "stage4_sinusoidal_positions.png": sinusoidal_positions, "stage7_sft_curves.png": sft_curves,
+                 "stage6_trained_params.png": finetune_tradeoff}
 
 
 def save_runs() -> None:
