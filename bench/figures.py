@@ -178,10 +178,70 @@ def finetune_tradeoff() -> Path:
     return save(fig, "stage6_trained_params.png")
 
 
+GRADIENT_REACH = "stage2_gradient_reach.csv"
+REACH = 100  # characters back from the predicted one
+
+
+def gradient_reach_from_runs() -> None:
+    """How much of the loss at a character reaches each of the REACH characters before it: the norm of
+    d loss / d embedding at each distance, averaged over 32 val windows, for E2.1's trained RNN, GRU and
+    LSTM (bench/exercises.py's runs) and for the same cells freshly initialised."""
+    import importlib.util
+
+    import torch
+
+    from stage2_rnn_lstm.data import load_streams
+    from stage2_rnn_lstm.model import RecurrentLM
+    from stage2_rnn_lstm.train import load_model
+
+    spec = importlib.util.spec_from_file_location("exercises", REPO / "bench" / "exercises.py")
+    exercises = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up
+    spec.loader.exec_module(exercises)
+    val = load_streams("tinyshakespeare", "char").splits["val"]
+    starts = torch.linspace(0, len(val) - REACH - 2, 32).long()
+    windows = val[starts[:, None] + torch.arange(REACH + 1)]  # (32, REACH + 1)
+    rows = ["cell,trained,distance,gradient_norm"]
+    for label in ("RNN", "GRU", "LSTM (the preset)"):
+        folder = exercises.run_folder(exercises.find(f"E2.1/{label}"), "1337")
+        if not (folder / "best.pt").exists():
+            sys.exit(f"{folder} has no run: python bench/exercises.py --only E2.1 first")
+        trained, _, _ = load_model(folder / "best.pt")
+        torch.manual_seed(0)
+        fresh = RecurrentLM(trained.cfg)
+        for name, model in (("trained", trained), ("initialised", fresh)):
+            model.eval()
+            x = model.embedding(windows[:, :-1]).detach().requires_grad_(True)  # (32, REACH, E)
+            out, _ = model.rnn(x, model.init_hidden(len(windows)))
+            loss = torch.nn.functional.cross_entropy(model.decoder(out[:, -1]), windows[:, -1])
+            (grad,) = torch.autograd.grad(loss, [x])
+            norms = grad.norm(dim=-1).mean(0)  # (REACH,), position 0 is the farthest back
+            cell = label.split()[0]
+            rows += [f"{cell},{name},{REACH - t},{norms[t].item():.6g}" for t in range(REACH)]
+    (RESULTS / GRADIENT_REACH).write_text("\n".join(rows) + "\n")
+    print(f"-> bench/results/{GRADIENT_REACH}")
+
+
+def gradient_reach() -> Path:
+    """Stage 2: how far back a gradient reaches, trained and freshly initialised cells."""
+    with (RESULTS / GRADIENT_REACH).open(newline="") as f:
+        table = list(csv.DictReader(f))
+    fig, ax = figure()
+    for i, cell in enumerate(("RNN", "GRU", "LSTM")):
+        for state, style in (("trained", "-"), ("initialised", ":")):
+            points = sorted((int(r["distance"]), float(r["gradient_norm"])) for r in table
+                            if r["cell"] == cell and r["trained"] == state)
+            ax.plot(*zip(*points), style, color=f"C{i}", label=f"{cell}, {state}")
+    ax.set_yscale("log")
+    ax.set(xlabel="characters back from the predicted one", ylabel="gradient norm reaching it",
+           title="gradient reaching back, E2.1's runs")
+    ax.legend(fontsize=7, ncol=2)
+    return save(fig, "stage2_gradient_reach.png")
+
+
 FIGURES_DRAWN = {"stage5_storybook_curve.png": storybook_curve, "training_loop_lr_schedule.png": lr_schedule,
                  "stage5_gpu_overfit.png": gpu_overfit, "tokenization_bytes_per_token.png": bytes_per_token,
                  "stage4_sinusoidal_positions.png": sinusoidal_positions, "stage7_sft_curves.png": sft_curves,
-                 "stage6_trained_params.png": finetune_tradeoff}
+                 "stage6_trained_params.png": finetune_tradeoff, "stage2_gradient_reach.png": gradient_reach}
 
 
 def save_runs() -> None:
@@ -191,6 +251,7 @@ def save_runs() -> None:
             sys.exit(f"{source} does not exist: train that run first (make pretrain, make instruct)")
         shutil.copyfile(source, RESULTS / name)
         print(f"{source.relative_to(REPO)} -> {(RESULTS / name).relative_to(REPO)}")
+    gradient_reach_from_runs()
 
 
 def main() -> None:

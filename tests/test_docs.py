@@ -85,5 +85,5 @@ def test_every_figure_a_page_shows_is_drawn_by_the_script_and_small():
         assert langs == {"en", "zh"}, f"{name} is shown in {langs} only"
         path = ROOT / "docs" / "figures" / name
         assert path.exists() and path.stat().st_size < 150_000, f"{path}: run python bench/figures.py"
-    for source in FIGURES.SAVED_RUNS:
+    for source in [*FIGURES.SAVED_RUNS, FIGURES.GRADIENT_REACH]:
         assert (FIGURES.RESULTS / source).exists(), f"bench/results/{source}: python bench/figures.py --save_runs"
