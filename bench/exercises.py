@@ -116,8 +116,8 @@ EXERCISES = [
                                                       "30", "--no-fast"]),
     ], [("chars/s", "tokens_per_sec", "int"), ("train s", "train_seconds", "f1")]),
     Exercise("E2.4", "A learning rate ten times larger", [
-        Run("lr 2e-3 (the preset)", S2, LSTM_400),
-        Run("lr 2e-2", S2, [*LSTM_400, "--lr", "2e-2"]),
+        two_seeds("lr 2e-3 (the preset)", S2, LSTM_400),
+        two_seeds("lr 2e-2", S2, [*LSTM_400, "--lr", "2e-2"]),
     ], [("val nats/char", "val_loss", "f3")]),
     Exercise("E3.1", "Attention or the fixed summary, 150 steps", [
         Run("Bahdanau attention", S3, SEQ2SEQ_150),
