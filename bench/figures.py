@@ -16,11 +16,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -45,6 +40,11 @@ def series(history: list[dict[str, float]], key: str) -> tuple[list[float], list
 
 
 def figure(width: float = 5.0, height: float = 3.0):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; imported here so that reading this module (tests) needs no matplotlib
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
     ax.grid(alpha=0.3)
     return fig, ax
@@ -55,6 +55,8 @@ def save(fig, name: str) -> Path:
     path = FIGURES / name
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
     return path
 
