@@ -105,6 +105,8 @@ def _describe(run_dir: Path) -> str:
     """What an existing run got to, for the refusal message."""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        if metrics.get("interrupted"):  # Ctrl-C saved and scored it: --resume takes it to the end
+            return f"a run stopped by Ctrl-C at step {metrics.get('steps', '?')}"
         return f"a finished run ({metrics.get('steps', '?')} steps)"
     except (OSError, ValueError):
         return "a run (its checkpoints)"

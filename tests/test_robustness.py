@@ -87,6 +87,9 @@ def test_default_run_names_are_protected_too(tmp_path, monkeypatch):
         stage1_train.main(TINY_TREC)
     assert "--run_name NEW_NAME" in str(refused.value)
     assert json.loads((runs / "metrics.json").read_text()) == {"steps": 7}
+    (runs / "metrics.json").write_text(json.dumps({"steps": 7, "interrupted": True}))
+    with one_sentence("already holds a run stopped by Ctrl-C at step 7; continue it with --resume"):
+        stage1_train.main(TINY_TREC)
 
 
 def test_overwrite_replaces_and_a_new_name_starts_afresh(trec_run, tmp_path):
